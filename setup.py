@@ -1,0 +1,23 @@
+"""Build the Cython extensions (metadata lives in setup.cfg)."""
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+EXTENSIONS = [
+    Extension("wirecap.ixgbe", ["wirecap/ixgbe.pyx"]),
+    Extension("wirecap.sim._iommu", ["wirecap/sim/_iommu.pyx"]),
+    Extension("wirecap.sim._device", ["wirecap/sim/_device.pyx"]),
+    # Extension("wirecap.sim._wire", ["wirecap/sim/_wire.pyx"]),
+]
+for ext in EXTENSIONS:
+    ext.include_dirs.append(numpy.get_include())
+    ext.extra_compile_args += ["-O3", "-Wno-unused-function"]
+    ext.define_macros.append(("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"))
+
+setup(
+    ext_modules=cythonize(
+        EXTENSIONS,
+        language_level=3,
+        compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
+    )
+)

@@ -1,0 +1,45 @@
+"""The ``wirecap`` command. Each part adds its own subcommands through ``add_commands``."""
+import argparse
+import sys
+
+from .errors import WirecapError
+
+
+def _parts():
+    # Imported lazily so that `wirecap --help` stays fast and a broken optional part
+    # (e.g. a missing libpcap) does not take the whole command down.
+    from .bench import cli as bench_cli
+    from .sim import cli as sim_cli
+    parts = [sim_cli, bench_cli]
+    try:
+        from vfio_setup import cli as host_cli
+    except ImportError:
+        pass
+    else:
+        parts.append(host_cli)
+    return parts
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="wirecap",
+        description="Lossless packet capture for 10 GbE NICs (Intel 82599, its model, AF_PACKET).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for part in _parts():
+        part.add_commands(sub)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except WirecapError as exc:
+        print(f"wirecap {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The Intel 82599 register map (see ixgbe.pxd, the one place where it is written).
+
+Python sees every register and bit as a plain int (``ixgbe.CTRL``, ``ixgbe.RXDCTL_ENABLE``) and
+every per-index register as a function (``ixgbe.RDT(3)``) that rejects indices the datasheet does
+not define.
+"""
+import enum as _enum
+
+cdef int _index(int i, int n, str name) except -1:
+    if not 0 <= i < n:
+        raise IndexError(f"{name}({i}): the 82599 defines {name}(0) to {name}({n - 1})")
+    return i
+
+
+def indices(fn):
+    """The indices a per-index register function accepts, e.g. ``indices(RDT) == range(128)``."""
+    n = 0
+    while True:
+        try:
+            fn(n)
+        except IndexError:
+            return range(n)
+        n += 1
+
+
+GROUPS = tuple(v for v in list(globals().values())
+               if isinstance(v, type) and issubclass(v, _enum.Enum))
+globals().update({m.name: int(m) for g in GROUPS for m in g})

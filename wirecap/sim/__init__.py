@@ -1,0 +1,20 @@
+"""The software 82599 (DESIGN §3): our hardware where there is no silicon.
+
+``open(0)`` gives the device ``sim:0`` (one instance per index per process), with its wire.
+"""
+from ._device import Device, ModelError, toeplitz
+from ._iommu import Iommu
+
+__all__ = ["Device", "Iommu", "ModelError", "open", "toeplitz"]
+
+_instances = {}
+
+
+def open(index=0, iommu=None):
+    """The model port ``sim:<index>``, created on first use (optionally in DMA domain ``iommu``)."""
+    dev = _instances.get(index)
+    if dev is None:
+        dev = _instances[index] = Device(index, iommu)
+    elif iommu is not None and dev.iommu is not iommu:
+        raise ModelError(f"sim:{index} is already attached to another IOMMU domain")
+    return dev
