@@ -7,7 +7,7 @@ EXTENSIONS = [
     Extension("wirecap.ixgbe", ["wirecap/ixgbe.pyx"]),
     Extension("wirecap.sim._iommu", ["wirecap/sim/_iommu.pyx"]),
     Extension("wirecap.sim._device", ["wirecap/sim/_device.pyx"]),
-    # Extension("wirecap.sim._wire", ["wirecap/sim/_wire.pyx"]),
+    Extension("wirecap.sim._wire", ["wirecap/sim/_wire.pyx"]),
 ]
 for ext in EXTENSIONS:
     ext.include_dirs.append(numpy.get_include())

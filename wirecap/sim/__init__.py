@@ -4,8 +4,11 @@
 """
 from ._device import Device, ModelError, toeplitz
 from ._iommu import Iommu
+from ._wire import Pcap, Wire
+from .traffic import TrafficProfile, line_rate_pps
 
-__all__ = ["Device", "Iommu", "ModelError", "open", "toeplitz"]
+__all__ = ["Device", "Iommu", "ModelError", "Pcap", "TrafficProfile", "Wire", "line_rate_pps",
+           "open", "toeplitz"]
 
 _instances = {}
 
@@ -15,6 +18,7 @@ def open(index=0, iommu=None):
     dev = _instances.get(index)
     if dev is None:
         dev = _instances[index] = Device(index, iommu)
+        dev.wire = Wire(dev)
     elif iommu is not None and dev.iommu is not iommu:
         raise ModelError(f"sim:{index} is already attached to another IOMMU domain")
     return dev

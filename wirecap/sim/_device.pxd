@@ -65,7 +65,8 @@ cdef class Device:
     cdef uint8_t* pb
     cdef PbEntry* pbq
     cdef uint32_t pb_head, pb_count, pb_cap_entries
-    cdef uint64_t pb_used, pb_start, pb_bytes
+    cdef uint64_t pb_tail           # storage: where the next frame's bytes go
+    cdef uint64_t pb_bytes          # accounting against RXPBSIZE: frames with FCS
     cdef uint32_t rss_gen
     cdef uint32_t toeplitz[36][256]
     cdef uint8_t reta[128]

@@ -275,7 +275,7 @@ cdef class Device:
             self.txq[i].wb_iova = 0
             self.regs[(0x01014 + 0x40 * i if i < 64 else 0x0D014 + 0x40 * (i - 64)) >> 2] = 0x402
         self.pb_head = self.pb_count = 0
-        self.pb_start = self.pb_bytes = 0
+        self.pb_tail = self.pb_bytes = 0
         # values the datasheet gives after reset, or the NVM loads
         self.regs[r.HLREG0 >> 2] = r.HLREG0_TXCRCEN | r.HLREG0_RXCRCSTRP | r.HLREG0_TXPADEN
         self.regs[r.MAXFRS >> 2] = r.MAX_FRAME << r.MAXFRS_MFS_SHIFT
@@ -752,7 +752,7 @@ cdef class Device:
     cdef void _pb_push(self, const uint8_t* d, uint32_t n, uint32_t q, uint32_t pkt_info,
                        uint32_t hash, uint32_t status) noexcept nogil:
         cdef uint32_t slot = (self.pb_head + self.pb_count) % self.pb_cap_entries
-        cdef uint64_t end = (self.pb_start + self.pb_bytes) % PB_MAX
+        cdef uint64_t end = self.pb_tail
         cdef uint32_t first = n if end + n <= PB_MAX else PB_MAX - end
         memcpy(self.pb + end, d, first)
         if first < n:
@@ -764,6 +764,7 @@ cdef class Device:
         self.pbq[slot].pkt_info = pkt_info
         self.pbq[slot].status = status
         self.pb_count += 1
+        self.pb_tail = (end + n) % PB_MAX
         self.pb_bytes += n + r.FCS_LEN
 
     cdef void _drain(self) noexcept nogil:
@@ -785,7 +786,6 @@ cdef class Device:
                 return
             self.pb_head = (self.pb_head + 1) % self.pb_cap_entries
             self.pb_count -= 1
-            self.pb_start = (self.pb_start + e.len) % PB_MAX
             self.pb_bytes -= e.len + r.FCS_LEN
 
     # -------------------------------------------------------------- transmit path

@@ -1,0 +1,28 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture
+def dev():
+    """A fresh model port (not the process-wide sim:N registry) with its wire."""
+    from wirecap.sim import Device, Wire
+    d = Device(0)
+    d.wire = Wire(d)
+    yield d
+    d.wire.stop()
+
+
+@pytest.fixture
+def make_driver(dev):
+    """Build and initialize the independent datasheet driver on ``dev``."""
+    from datasheet_driver import DatasheetDriver
+
+    def make(**kw):
+        drv = DatasheetDriver(dev, **kw)
+        drv.init()
+        return drv
+    return make

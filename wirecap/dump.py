@@ -1,0 +1,87 @@
+"""Capture files: pcap (µs or ns timestamps), read and written.
+
+The format is libpcap's: a 24-byte global header (magic 0xa1b2c3d4 for µs, 0xa1b23c4d for ns,
+either byte order), then records of a 16-byte header (ts_sec, ts_frac, caplen, len) and data.
+"""
+from __future__ import annotations
+
+import struct
+
+from .errors import WirecapError
+
+MAGIC_US, MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
+LINKTYPE_ETHERNET = 1
+MAX_SNAPLEN = 262144                # libpcap's largest accepted snapshot length
+
+
+class PcapError(WirecapError):
+    """A malformed capture file; the message names the byte offset of the problem."""
+
+
+def read_pcap(path):
+    """Read a pcap file: (linktype, [(timestamp_ns, frame_bytes, orig_len), ...])."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 24:
+        raise PcapError(f"{path}: {len(data)} bytes is too short for a pcap header "
+                        f"(24 bytes) at offset 0")
+    for order in "<>":
+        magic, = struct.unpack(order + "I", data[:4])
+        if magic in (MAGIC_US, MAGIC_NS):
+            break
+    else:
+        hint = " (this is pcapng: convert it with `editcap -F pcap`)" \
+            if data[:4] == b"\x0a\x0d\x0d\x0a" else ""
+        raise PcapError(f"{path}: bad magic {data[:4].hex()} at offset 0: not a pcap file{hint}")
+    scale = 1000 if magic == MAGIC_US else 1
+    _, _, _, _, snaplen, linktype = struct.unpack(order + "HHiIII", data[4:24])
+    records, off = [], 24
+    rec = struct.Struct(order + "IIII")
+    while off < len(data):
+        if off + 16 > len(data):
+            raise PcapError(f"{path}: truncated record header at offset {off} "
+                            f"({len(data) - off} of 16 bytes)")
+        sec, frac, caplen, orig = rec.unpack_from(data, off)
+        if caplen > max(snaplen, MAX_SNAPLEN) or caplen > orig:
+            raise PcapError(f"{path}: record at offset {off} has caplen {caplen} (len {orig}, "
+                            f"snaplen {snaplen}): the file is corrupt")
+        if frac >= 1_000_000_000 // scale:
+            raise PcapError(f"{path}: record at offset {off} has a sub-second timestamp "
+                            f"{frac} beyond one second")
+        if off + 16 + caplen > len(data):
+            raise PcapError(f"{path}: record at offset {off} is truncated: {caplen} bytes "
+                            f"announced, {len(data) - off - 16} present")
+        records.append((sec * 1_000_000_000 + frac * scale, data[off + 16:off + 16 + caplen], orig))
+        off += 16 + caplen
+    return linktype, records
+
+
+class PcapWriter:
+    """Write frames to a pcap file, with µs (default, what every reader knows) or ns stamps."""
+
+    def __init__(self, path, nanosecond=False, snaplen=65535, linktype=LINKTYPE_ETHERNET):
+        if not 0 < snaplen <= MAX_SNAPLEN:
+            raise WirecapError(f"pcap snaplen {snaplen}: valid range is 1..{MAX_SNAPLEN}")
+        self.path, self.nanosecond, self.snaplen = path, nanosecond, snaplen
+        self._f = open(path, "wb")
+        self._f.write(struct.pack("<IHHiIII", MAGIC_NS if nanosecond else MAGIC_US, 2, 4, 0, 0,
+                                  snaplen, linktype))
+        self._rec = struct.Struct("<IIII")
+
+    def write(self, timestamp_ns: int, frame, orig_len: int | None = None):
+        data = bytes(frame[:self.snaplen])
+        sec, frac = divmod(timestamp_ns, 1_000_000_000)
+        if not self.nanosecond:
+            frac //= 1000
+        self._f.write(self._rec.pack(sec, frac, len(data),
+                                     len(frame) if orig_len is None else orig_len))
+        self._f.write(data)
+
+    def close(self):
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
