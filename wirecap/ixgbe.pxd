@@ -56,12 +56,12 @@ cpdef enum InterruptBits:
     EICR_LSC = 1 << 20             # link status change
     EICR_ECC = 1 << 28
     EICR_TCP_TIMER = 1 << 30
-    EICR_OTHER = 1 << 31
+    EICR_OTHER = 0x80000000
     EIMS_ALL = 0x7FFFFFFF          # the settable mask bits; bit 31 of EIMS is reserved
     GPIE_MSIX_MODE = 1 << 4
     GPIE_OCD = 1 << 5              # other clear disable
     GPIE_EIAME = 1 << 30
-    GPIE_PBA_SUPPORT = 1 << 31
+    GPIE_PBA_SUPPORT = 0x80000000
     IVAR_ALLOC_VAL = 1 << 7        # per 8-bit entry: the entry is valid
 
 # ---------------------------------------------------------------- 8.2.3.7 Receive filtering
@@ -78,7 +78,7 @@ cpdef enum ReceiveFilterBits:
     FCTRL_MPE = 1 << 8             # multicast promiscuous
     FCTRL_UPE = 1 << 9             # unicast promiscuous
     FCTRL_BAM = 1 << 10            # accept broadcast
-    RAH_AV = 1 << 31               # receive address valid
+    RAH_AV = 0x80000000               # receive address valid
     RXCSUM_IPPCSE = 1 << 12
     MRQC_MRQE_MASK = 0xF
     MRQC_RSSEN = 0x1               # MRQE = RSS only
@@ -164,7 +164,7 @@ cpdef enum MacBits:
     LINKS_SPEED_1G = 0x2 << 28
     LINKS_SPEED_10G = 0x3 << 28
     LINKS_UP = 1 << 30
-    LINKS_KX_AN_COMP = 1 << 31
+    LINKS_KX_AN_COMP = 0x80000000
 
 # ---------------------------------------------------------------- 8.2.3.23 Statistics
 # All clear on read. 64-bit counters are a low/high pair; reading the low half latches the
@@ -216,7 +216,7 @@ cpdef enum DescriptorBits:
     RXDADV_STAT_EOP = 1 << 1
     RXDADV_STAT_VP = 1 << 3
     RXDADV_STAT_IPCS = 1 << 6      # IPv4 header checksum was checked
-    RXDADV_ERR_IPE = 1 << 31       # ... and was wrong
+    RXDADV_ERR_IPE = 0x80000000       # ... and was wrong
     RXDADV_ERR_MASK = 0xFFF00000
     RXDADV_RSSTYPE_MASK = 0xF      # pkt_info word (write-back QW0 bits 31:0)
     RXDADV_RSSTYPE_NONE = 0

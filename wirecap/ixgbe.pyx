@@ -25,4 +25,5 @@ def indices(fn):
 
 GROUPS = tuple(v for v in list(globals().values())
                if isinstance(v, type) and issubclass(v, _enum.Enum))
-globals().update({m.name: int(m) for g in GROUPS for m in g})
+# __members__ includes aliases (members with equal values, e.g. LINKS_SPEED_MASK and _10G)
+globals().update({name: int(m) for g in GROUPS for name, m in g.__members__.items()})

@@ -250,6 +250,12 @@ cdef class Wire:
     def running(self):
         return self._thread is not None and self._thread.is_alive()
 
+    def due_ns(self, uint64_t i):
+        """When frame i of the loaded source is due on the wire, in ns after the first."""
+        if self.sched == NULL:
+            raise WirecapError("no source loaded: play() or send() one first")
+        return self._due(i)
+
     def stats(self):
         """sent frames, elapsed seconds, achieved rate, and the worst lag behind schedule."""
         end = self.finished_ns if not self.running else now_ns()

@@ -1,0 +1,126 @@
+"""The wire: pcap replay, traffic profiles, and the errors for bad input."""
+import struct
+
+import pytest
+
+from wirecap.dump import PcapError, PcapWriter, read_pcap
+from wirecap.errors import WirecapError
+from wirecap.sim import Pcap, TrafficProfile, line_rate_pps
+
+
+def mixed_frames(n, dst_mac):
+    p = TrafficProfile(count=n, sizes=(64, 128, 777, 1518), flows=5, proto="tcp")
+    return [p.frame(i, dst_mac) for i in range(n)]
+
+
+@pytest.mark.parametrize("nanosecond", [False, True])
+def test_pcap_replay_is_byte_exact(dev, make_driver, tmp_path, nanosecond):
+    drv = make_driver(ndesc=512)
+    frames = mixed_frames(200, bytes.fromhex(dev.mac.replace(":", "")))
+    path = tmp_path / "in.pcap"
+    with PcapWriter(path, nanosecond=nanosecond) as w:
+        for i, f in enumerate(frames):
+            w.write(1_700_000_000_000_000_000 + i * 20_000, f)   # 20 µs apart
+    dev.wire.play(Pcap(str(path)))
+    assert dev.wire.wait(10)
+    assert [f for f, *_ in drv.receive(0)] == frames
+    assert dev.wire.stats()["sent"] == 200
+
+
+def test_pcap_at_a_given_rate_and_looped(dev, make_driver, tmp_path):
+    drv = make_driver(ndesc=512)
+    frames = mixed_frames(30, bytes.fromhex(dev.mac.replace(":", "")))
+    path = tmp_path / "in.pcap"
+    with PcapWriter(path) as w:
+        for f in frames:
+            w.write(0, f)
+    dev.wire.send(Pcap(str(path), rate=1e6, loops=3))
+    assert [f for f, *_ in drv.receive(0)] == frames * 3
+
+
+def test_pcap_roundtrip_and_short_frames_padded(tmp_path):
+    path = tmp_path / "x.pcap"
+    with PcapWriter(path, nanosecond=True) as w:
+        w.write(123_456_789_012, b"\x01" * 42)
+    linktype, recs = read_pcap(path)
+    assert linktype == 1 and recs == [(123_456_789_012, b"\x01" * 42, 42)]
+    assert Pcap(str(path)).frames == [b"\x01" * 42 + bytes(18)]
+
+
+def write_bytes(tmp_path, data):
+    p = tmp_path / "bad.pcap"
+    p.write_bytes(data)
+    return str(p)
+
+
+GOOD_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"\x00" * 10, "too short .* at offset 0"),
+    (b"\x0a\x0d\x0d\x0a" + bytes(40), "pcapng"),
+    (b"\xde\xad\xbe\xef" + bytes(20), "bad magic deadbeef at offset 0"),
+    (GOOD_HEADER + bytes(10), "truncated record header at offset 24"),
+    (GOOD_HEADER + struct.pack("<IIII", 0, 0, 100, 100) + bytes(50),
+     "record at offset 24 is truncated"),
+    (GOOD_HEADER + struct.pack("<IIII", 0, 0, 60, 60) + bytes(60)
+     + struct.pack("<IIII", 0, 0, 900000, 900000), "record at offset 100 has caplen 900000"),
+    (GOOD_HEADER + struct.pack("<IIII", 0, 2_000_000, 4, 4) + bytes(4), "offset 24 .*timestamp"),
+])
+def test_malformed_pcap_names_the_offset(tmp_path, data, match):
+    with pytest.raises(PcapError, match=match):
+        read_pcap(write_bytes(tmp_path, data))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(count=0), r"count=0 .* from 1 to 2\*\*48"),
+    (dict(sizes=(10,)), r"sizes=.*from 64 to 9018"),
+    (dict(rate=2e7), r"rate=20000000.0 .*0 < rate <= 14,880,952"),
+    (dict(rate=-1), r"rate=-1"),
+    (dict(flows=2, weights=(1,)), r"weights=.*2 non-negative numbers"),
+    (dict(flows=0), r"flows=0 .* from 1 to 65536"),
+    (dict(count=10, burst=11), r"burst=11 .* count=10"),
+    (dict(proto="icmp"), r"proto='icmp'"),
+])
+def test_impossible_profile_names_parameter_and_range(kw, match):
+    with pytest.raises(WirecapError, match=match):
+        TrafficProfile(**kw)
+
+
+def test_profile_parse():
+    p = TrafficProfile.parse("count=1e6, size=64:1518, size_weights=3:1, flows=4, "
+                             "weights=8:1:1:1, rate=line, burst=1000")
+    assert (p.count, p.sizes, p.flows, p.burst, p.rate) == (1_000_000, (64, 1518), 4, 1000, None)
+    assert p.pps == pytest.approx(line_rate_pps(p.mean_size))
+    assert line_rate_pps(64) == pytest.approx(14_880_952, rel=1e-6)
+    with pytest.raises(WirecapError, match="unknown key 'speed'"):
+        TrafficProfile.parse("speed=10")
+    with pytest.raises(WirecapError, match="not KEY=VALUE"):
+        TrafficProfile.parse("count")
+
+
+def test_bursts_then_idle_keep_the_mean_rate(dev, make_driver):
+    drv = make_driver(drop_en=True, ndesc=4096)
+    p = TrafficProfile(count=3000, burst=1000, rate=200_000)
+    dev.wire.play(p)
+    assert dev.wire.wait(10)
+    assert dev.wire.stats()["sent"] == 3000
+    w = dev.wire
+    line = 1e9 / line_rate_pps(64)
+    assert w.due_ns(999) - w.due_ns(0) == pytest.approx(999 * line, abs=2)   # a burst at line rate
+    assert w.due_ns(1000) == pytest.approx(5_000_000, abs=2)   # next burst keeps 200 kpps mean
+    assert w.due_ns(2000) == pytest.approx(10_000_000, abs=2)
+    assert len(drv.receive(0)) + dev.read32(0x01430) == 3000     # delivered + QPRDC(0)
+
+
+def test_wire_refuses_a_second_source_while_playing(dev):
+    dev.wire.play(TrafficProfile(count=10_000_000, rate=1000))
+    with pytest.raises(WirecapError, match="still playing"):
+        dev.wire.send(TrafficProfile(count=1))
+    dev.wire.stop()
+    assert not dev.wire.running
+
+
+def test_cable_to_itself_is_refused(dev):
+    with pytest.raises(WirecapError, match="itself"):
+        dev.cable(dev)
