@@ -1,5 +1,5 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
-from wirecap.sim._iommu cimport Iommu
+from wirecap.sim._iommu cimport Iommu, Mapping
 
 # What the receive path needs to know about a frame, independent of device configuration.
 # The wire parses each template once; the hash fields cache the RSS hash for one key.
@@ -29,6 +29,7 @@ cdef struct RxQ:
     uint8_t legacy
     uint8_t stat            # RQSMR statistics index
     uint8_t blocked         # head of the packet buffer waits for this queue (RNBC counted)
+    Mapping bufmap          # this queue's IOMMU cache for packet buffers, valid for ring_gen
     uint32_t rdh_w          # register word indices of RDH/RDT
     uint32_t rdt_w
 
@@ -72,6 +73,9 @@ cdef class Device:
     cdef uint8_t reta[128]
     cdef int64_t reset_done_ns
     cdef int64_t link_up_ns
+    cdef bint link_is_up            # link_up_ns has passed (saves a clock read per frame)
+    cdef uint64_t rar[128]          # valid receive addresses (RAL/RAH with AV), as integers
+    cdef int nrar
     cdef public int64_t reset_delay_ns
     cdef public int64_t link_delay_ns
     cdef Device peer
@@ -92,6 +96,8 @@ cdef class Device:
     cdef void _rebuild_toeplitz(self) noexcept nogil
     cdef bint _link_up(self, int64_t now) noexcept nogil
     cdef void _link_event(self, int64_t now) noexcept nogil
+    cdef void _link_down(self, int64_t up_at) noexcept nogil
+    cdef void _update_rar(self) noexcept nogil
     cdef uint32_t _read(self, uint32_t w, int64_t now) noexcept nogil
     cdef void _write(self, uint32_t w, uint32_t val, int64_t now) noexcept nogil
     cdef void _enable_rx(self, uint32_t q) noexcept nogil

@@ -31,9 +31,19 @@ cdef extern from *:
     static inline unsigned long long wc_load64(const void* p) {
         return __atomic_load_n((const unsigned long long*)p, __ATOMIC_ACQUIRE);
     }
+    static inline unsigned int wc_load32(const unsigned int* p) {
+        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    }
+    static inline void wc_store32(unsigned int* p, unsigned int v) {
+        __atomic_store_n(p, v, __ATOMIC_RELEASE);
+    }
+    static inline void wc_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
     """
     void store64_release "wc_store64_release"(void* p, uint64_t v) nogil
     uint64_t load64 "wc_load64"(const void* p) nogil
+    uint32_t load32 "wc_load32"(const uint32_t* p) nogil
+    void store32 "wc_store32"(uint32_t* p, uint32_t v) nogil
+    void fence "wc_fence"() nogil
 
 
 cdef inline int64_t now_ns() noexcept nogil:
@@ -49,7 +59,7 @@ cdef enum:
     H_STAT32, H_STATLO, H_STATHI
     H_RDH, H_RDT, H_RXDCTL, H_SRRCTL
     H_TDH, H_TDT, H_TXDCTL, H_TDWBAL
-    H_RETA, H_RSSRK, H_MRQC, H_RQSMR, H_TQSM
+    H_RETA, H_RSSRK, H_MRQC, H_RQSMR, H_TQSM, H_RAR
 
 # counter ids (index into Device.stat); per-index counters take consecutive ids
 cdef enum:
@@ -203,7 +213,10 @@ cdef class Device:
                  r.DMATXCTL, r.DTXMXSZRQ, r.MTQC, r.RTTDCS, r.RTRPCS, r.FCTRL]
         for off in plain:
             self._def(off, H_RW)
-        for fn in (ixgbe.RAL, ixgbe.RAH, ixgbe.MTA, ixgbe.IVAR, ixgbe.EIMS_EX, ixgbe.EIMC_EX,
+        for fn in (ixgbe.RAL, ixgbe.RAH):
+            for i in ixgbe.indices(fn):
+                self._def(fn(i), H_RAR, i)
+        for fn in (ixgbe.MTA, ixgbe.IVAR, ixgbe.EIMS_EX, ixgbe.EIMC_EX,
                    ixgbe.PSRTYPE, ixgbe.RXPBSIZE, ixgbe.TXPBSIZE, ixgbe.RDBAL, ixgbe.RDBAH,
                    ixgbe.RDLEN, ixgbe.DCA_RXCTRL, ixgbe.TDBAL, ixgbe.TDBAH, ixgbe.TDLEN,
                    ixgbe.TDWBAH):
@@ -289,7 +302,23 @@ cdef class Device:
         self.rss_gen = _rss_generation
         self._rebuild_toeplitz()
         self.reset_done_ns = now + self.reset_delay_ns
-        self.link_up_ns = now + self.reset_delay_ns + self.link_delay_ns
+        self._link_down(now + self.reset_delay_ns + self.link_delay_ns)
+        self._update_rar()
+
+    cdef void _link_down(self, int64_t up_at) noexcept nogil:
+        self.link_up_ns = up_at
+        self.link_is_up = 0
+        self.regs[r.STATUS >> 2] &= ~1
+
+    cdef void _update_rar(self) noexcept nogil:
+        cdef int i
+        cdef uint32_t w
+        self.nrar = 0
+        for i in range(128):
+            w = (0x0A200 >> 2) + 2 * i
+            if self.regs[w + 1] & r.RAH_AV:
+                self.rar[self.nrar] = self.regs[w] | (<uint64_t>(self.regs[w + 1] & 0xFFFF) << 32)
+                self.nrar += 1
 
     cdef void _rebuild_toeplitz(self) noexcept nogil:
         cdef uint8_t key[40]
@@ -313,7 +342,7 @@ cdef class Device:
                 self.toeplitz[p][v] = w
 
     cdef bint _link_up(self, int64_t now) noexcept nogil:
-        return self.link_up_ns != 0 and now >= self.link_up_ns
+        return now >= self.link_up_ns
 
     cdef void _link_event(self, int64_t now) noexcept nogil:
         # LSC is raised once, when the link actually comes up
@@ -329,6 +358,9 @@ cdef class Device:
         cdef uint32_t w = off >> 2
         if self.handler[w] == H_NONE:
             return -2
+        if self.handler[w] == H_RDH:        # the head is published atomically: no lock
+            out[0] = load32(&self.rxq[self.qidx[w]].head)
+            return 0
         model_lock()
         out[0] = self._read(w, now_ns())
         model_unlock()
@@ -338,8 +370,21 @@ cdef class Device:
         if off & 3 or off >= r.BAR0_SIZE:
             return -1
         cdef uint32_t w = off >> 2
+        cdef RxQ* q
         if self.handler[w] == H_NONE:
             return -2
+        if self.handler[w] == H_RDT:
+            # The doorbell of the fast path takes no lock (a hardware tail register does not
+            # wait either). The fence pairs with the one in rx_frame: either the DMA engine
+            # sees this tail, or this thread sees the frame waiting on chip and drains it.
+            q = &self.rxq[self.qidx[w]]
+            store32(&q.tail, val)
+            fence()
+            if load32(&self.pb_count):
+                model_lock()
+                self._drain()
+                model_unlock()
+            return 0
         model_lock()
         self._write(w, val, now_ns())
         model_unlock()
@@ -351,7 +396,7 @@ cdef class Device:
         cdef uint64_t full
         cdef bint done = now >= self.reset_done_ns
         self._link_event(now)
-        if h == H_RW or h == H_RO or h == H_SRRCTL or h == H_RETA or h == H_RSSRK or \
+        if h == H_RW or h == H_RO or h == H_RAR or h == H_SRRCTL or h == H_RETA or h == H_RSSRK or \
                 h == H_MRQC or h == H_RQSMR or h == H_TQSM or h == H_TDWBAL:
             return self.regs[c]
         if h == H_WO or h == H_EIMC or h == H_EICS:
@@ -416,12 +461,15 @@ cdef class Device:
         if h == H_RW:
             self.regs[c] = val
             return
+        if h == H_RAR:
+            self.regs[c] = val
+            self._update_rar()
+            return
         if h == H_CTRL:
             if val & r.CTRL_RST:
                 self._reset(now)
             elif val & r.CTRL_LNK_RST:
-                self.link_up_ns = now + self.link_delay_ns
-                self.regs[r.STATUS >> 2] &= ~1
+                self._link_down(now + self.link_delay_ns)
             self.regs[c] = val & ~<uint32_t>r.CTRL_RST_MASK
             return
         if h == H_EEC:
@@ -433,8 +481,7 @@ cdef class Device:
         if h == H_AUTOC:
             self.regs[c] = val & ~<uint32_t>r.AUTOC_AN_RESTART
             if val & r.AUTOC_AN_RESTART:
-                self.link_up_ns = now + self.link_delay_ns
-                self.regs[r.STATUS >> 2] &= ~1
+                self._link_down(now + self.link_delay_ns)
             return
         if h == H_EICR:                 # write 1 to clear
             self.regs[c] &= ~val
@@ -487,11 +534,6 @@ cdef class Device:
             return
         if h == H_RDH:
             self.rxq[q].head = val
-            return
-        if h == H_RDT:
-            self.rxq[q].tail = val
-            if self.pb_count:
-                self._drain()
             return
         if h == H_TXDCTL:
             self.regs[c] = val
@@ -553,16 +595,17 @@ cdef class Device:
         """A frame (without FCS) arrives from the wire. The caller holds the model lock.
 
         Returns 0 if delivered or queued in the packet buffer, 1 if dropped (and counted)."""
-        cdef int64_t now = 0
-        cdef uint32_t wire_len = n + r.FCS_LEN, maxlen, i, q, pkt_info, status, w
+        cdef uint32_t wire_len = n + r.FCS_LEN, maxlen, i, q, pkt_info, status
+        cdef uint64_t dst
         cdef uint32_t hlreg0 = self.regs[r.HLREG0 >> 2], fctrl = self.regs[r.FCTRL >> 2]
         cdef uint64_t pb_cap
         cdef int res
         self.diag[D_WIRE_RX] += 1
-        now = now_ns()
-        if self.link_up_ns == 0 or now < self.link_up_ns:
-            self.diag[D_LINK_DOWN] += 1
-            return 1
+        if not self.link_is_up:
+            if now_ns() < self.link_up_ns:
+                self.diag[D_LINK_DOWN] += 1
+                return 1
+            self.link_is_up = 1
         if not (self.regs[r.RXCTRL >> 2] & r.RXCTRL_RXEN):
             self.diag[D_RX_DISABLED] += 1
             return 1
@@ -589,12 +632,10 @@ cdef class Device:
                 return 1
         elif not (fctrl & r.FCTRL_UPE):
             res = 0
-            for i in range(128):
-                w = (0x0A200 >> 2) + 2 * i
-                if self.regs[w + 1] & r.RAH_AV and \
-                        self.regs[w] == (<uint32_t>d[0] | <uint32_t>d[1] << 8 |
-                                         <uint32_t>d[2] << 16 | <uint32_t>d[3] << 24) and \
-                        (self.regs[w + 1] & 0xFFFF) == (<uint32_t>d[4] | <uint32_t>d[5] << 8):
+            dst = <uint64_t>d[0] | <uint64_t>d[1] << 8 | <uint64_t>d[2] << 16 | \
+                <uint64_t>d[3] << 24 | <uint64_t>d[4] << 32 | <uint64_t>d[5] << 40
+            for i in range(self.nrar):
+                if self.rar[i] == dst:
                     res = 1
                     break
             if not res:
@@ -623,6 +664,7 @@ cdef class Device:
             return 1
         self._count_good(d, wire_len, fi)
         self._pb_push(d, n, q, pkt_info, fi.hash, status)
+        fence()                             # pairs with the lock-free RDT write
         self._drain()
         return 0
 
@@ -693,10 +735,11 @@ cdef class Device:
         cdef uint8_t fcsb[4]
         cdef bint strip = (self.regs[r.HLREG0 >> 2] & r.HLREG0_RXCRCSTRP) != 0
         host_len = n if strip else n + 4
-        if q.enabled:
-            avail = q.tail - q.head if q.tail >= q.head else q.tail + q.ndesc - q.head
+        cdef uint32_t tail = load32(&q.tail)
+        if q.enabled and tail < q.ndesc:    # a tail beyond the ring stalls the queue
+            avail = tail - q.head if tail >= q.head else tail + q.ndesc - q.head
             need = (host_len + q.bufsize - 1) // q.bufsize
-        if not q.enabled or avail < need:
+        if avail < need:
             if q.drop_en:
                 self.stat[C_QPRDC + q.stat] += 1
                 return 2
@@ -704,6 +747,7 @@ cdef class Device:
         if q.ring == NULL or q.ring_gen != self.iommu.generation:
             q.ring = self.iommu.translate(q.ring_iova, q.ndesc * r.DESC_SIZE, 0)
             q.ring_gen = self.iommu.generation
+            q.bufmap.host = NULL
             if q.ring == NULL:
                 self.diag[D_RX_RING_FAULT] += 1
                 return 2
@@ -718,7 +762,7 @@ cdef class Device:
         for k in range(need):
             desc = ring + head * r.DESC_SIZE
             chunk = host_len - pos if host_len - pos < q.bufsize else q.bufsize
-            dst = self.iommu.translate(load64(desc), chunk, 1)
+            dst = self.iommu.lookup(load64(desc), chunk, 1, &q.bufmap)
             if dst == NULL:
                 self.diag[D_RX_BUF_FAULT] += 1
             elif pos + chunk <= n:
@@ -740,7 +784,7 @@ cdef class Device:
                     (<uint64_t>chunk << 32))
             head = head + 1 if head + 1 < q.ndesc else 0
             pos += chunk
-        q.head = head
+        store32(&q.head, head)
         self.stat[C_QPRC + q.stat] += 1
         self.stat[C_QBRC + q.stat] += host_len
         self.stat[C_RXDGPC] += 1
@@ -763,7 +807,7 @@ cdef class Device:
         self.pbq[slot].hash = hash
         self.pbq[slot].pkt_info = pkt_info
         self.pbq[slot].status = status
-        self.pb_count += 1
+        store32(&self.pb_count, self.pb_count + 1)
         self.pb_tail = (end + n) % PB_MAX
         self.pb_bytes += n + r.FCS_LEN
 

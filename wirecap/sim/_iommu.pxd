@@ -24,3 +24,5 @@ cdef class Iommu:
     cdef readonly uint64_t faults
     cdef Fault log[64]
     cdef uint8_t* translate(self, uint64_t iova, uint64_t size, int write) noexcept nogil
+    cdef uint8_t* lookup(self, uint64_t iova, uint64_t size, int write,
+                         Mapping* cache) noexcept nogil

@@ -119,10 +119,18 @@ cdef class Iommu:
     @cython.final
     cdef uint8_t* translate(self, uint64_t iova, uint64_t size, int write) noexcept nogil:
         """Host address of [iova, iova+size) if one mapping holds all of it, else fault: NULL."""
+        return self.lookup(iova, size, write, &self.last)
+
+    @cython.final
+    cdef uint8_t* lookup(self, uint64_t iova, uint64_t size, int write,
+                         Mapping* cache) noexcept nogil:
+        """translate() with the caller's one-entry cache (a DMA engine keeps one per queue, so
+        queues do not evict each other's mapping). Caches are dropped when the generation
+        changes: the caller compares ``generation`` before trusting its cache."""
         cdef int lo = 0, hi = self.n - 1, mid
-        if self.last.host != NULL and iova >= self.last.iova and \
-                iova + size <= self.last.iova + self.last.size and iova + size >= iova:
-            return self.last.host + (iova - self.last.iova)
+        if cache.host != NULL and iova >= cache.iova and \
+                iova + size <= cache.iova + cache.size and iova + size >= iova:
+            return cache.host + (iova - cache.iova)
         while lo <= hi:
             mid = (lo + hi) >> 1
             if iova < self.maps[mid].iova:
@@ -131,7 +139,7 @@ cdef class Iommu:
                 lo = mid + 1
             else:
                 if iova + size <= self.maps[mid].iova + self.maps[mid].size and iova + size >= iova:
-                    self.last = self.maps[mid]
+                    cache[0] = self.maps[mid]
                     return self.maps[mid].host + (iova - self.maps[mid].iova)
                 break
         self.log[self.faults % 64].iova = iova

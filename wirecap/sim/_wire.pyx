@@ -199,11 +199,14 @@ cdef class Wire:
             self.sent = i
         self.finished_ns = now_ns()
 
-    cdef void _flood(self) noexcept nogil:
-        cdef uint64_t i = 0, n
-        self.started_ns = now_ns()
-        while i < self.count and not self.stopping:
-            n = BATCH if self.count - i > BATCH else self.count - i
+    cdef void _flood(self, uint64_t end) noexcept nogil:
+        cdef uint64_t i = self.sent, n
+        if i == 0:
+            self.started_ns = now_ns()
+        if end > self.count:
+            end = self.count
+        while i < end and not self.stopping:
+            n = BATCH if end - i > BATCH else end - i
             self._deliver(i, n)
             i += n
             self.sent = i
@@ -223,12 +226,19 @@ cdef class Wire:
         with nogil:
             self._pace()
 
-    def send(self, source):
-        """Put every frame of ``source`` on the port now, unpaced, in this thread."""
-        self._load(source)
+    def send(self, source=None, count=None):
+        """Put frames of ``source`` on the port now, unpaced, in this thread: all of them, or
+        the next ``count``. Without a source, continue the one loaded last."""
+        if source is not None:
+            self._load(source)
+        elif self.sched == NULL:
+            raise WirecapError("no source loaded: give send() a profile or a Pcap")
+        elif self.running:
+            raise WirecapError("the wire is still playing: stop() or wait() first")
+        cdef uint64_t end = self.count if count is None else self.sent + count
         self.stopping = False
         with nogil:
-            self._flood()
+            self._flood(end)
         return self.sent
 
     def inject(self, frames):

@@ -1,0 +1,30 @@
+"""``wirecap bench ...``"""
+
+
+def _queues(text):
+    try:
+        qs = [int(x) for x in text.split(",")]
+    except ValueError:
+        qs = []
+    if not qs or any(not 1 <= q <= 16 for q in qs):
+        import argparse
+        raise argparse.ArgumentTypeError(f"{text!r}: give RSS queue counts from 1 to 16, "
+                                         f"comma-separated (e.g. 1,4)")
+    return qs
+
+
+def add_commands(sub):
+    bench = sub.add_parser("bench", help="run a benchmark (table, or --json)")
+    which = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    m = which.add_parser("model", help="frames/s the 82599 model delivers into receive rings")
+    m.add_argument("--frames", type=int, default=2_000_000, help="frames per repeat")
+    m.add_argument("--repeats", type=int, default=5)
+    m.add_argument("--queues", type=_queues, default=[1, 4], help="RSS queue counts, e.g. 1,4")
+    m.add_argument("--ring", type=int, default=1024, help="descriptors per receive ring")
+    m.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    m.set_defaults(func=_run_model)
+
+
+def _run_model(args):
+    from . import model
+    model.run(args)
