@@ -86,6 +86,8 @@ cdef class Device:
     cdef uint64_t sink_len, sink_cap
     cdef uint32_t* sink_lens
     cdef uint64_t sink_n, sink_kept, sink_ncap
+    cdef uint32_t* trace            # (offset, value) of register writes while tracing
+    cdef uint32_t trace_n, trace_cap
 
     cdef int reg_read(self, uint32_t off, uint32_t* out) noexcept nogil
     cdef int reg_write(self, uint32_t off, uint32_t val) noexcept nogil

@@ -197,7 +197,7 @@ cdef class Device:
     def __dealloc__(self):
         free(self.regs); free(self.handler); free(self.qidx); free(self.canon)
         free(self.stat); free(self.latch); free(self.diag); free(self.pb); free(self.pbq)
-        free(self.txbuf); free(self.sink_buf); free(self.sink_lens)
+        free(self.txbuf); free(self.sink_buf); free(self.sink_lens); free(self.trace)
 
     # -------------------------------------------------------------- register table
     cdef void _def(self, int off, int h, int q=0, int canon=-1):
@@ -373,6 +373,10 @@ cdef class Device:
         cdef RxQ* q
         if self.handler[w] == H_NONE:
             return -2
+        if self.trace_n < self.trace_cap:
+            self.trace[2 * self.trace_n] = off
+            self.trace[2 * self.trace_n + 1] = val
+            self.trace_n += 1
         if self.handler[w] == H_RDT:
             # The doorbell of the fast path takes no lock (a hardware tail register does not
             # wait either). The fence pairs with the one in rx_frame: either the DMA engine
@@ -994,6 +998,20 @@ cdef class Device:
                 frames.append(bytes(self.sink_buf[off:off + self.sink_lens[i]]))
                 off += self.sink_lens[i]
         return self.sink_n, frames
+
+    def start_trace(self, int capacity=100000):
+        """Record register writes (offset, value), as a bus analyzer would, up to capacity."""
+        free(self.trace)
+        self.trace = <uint32_t*>malloc(8 * capacity)
+        if self.trace == NULL:
+            raise MemoryError("register trace")
+        self.trace_n, self.trace_cap = 0, capacity
+
+    def stop_trace(self):
+        """The writes recorded since start_trace(), oldest first; tracing stops."""
+        writes = [(self.trace[2 * i], self.trace[2 * i + 1]) for i in range(self.trace_n)]
+        self.trace_cap = self.trace_n = 0
+        return writes
 
     def pending(self):
         """Frames waiting in the on-chip receive packet buffer."""

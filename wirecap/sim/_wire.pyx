@@ -143,8 +143,8 @@ cdef class Wire:
             for i in range(len(times)):
                 self.times[i] = times[i]
             # a looped pcap restarts one mean inter-frame gap after its last frame
-            self.span_ns = times[-1] + (times[-1] // max(len(times) - 1, 1) if len(times) > 1
-                                        else 1000)
+            last = int(times[len(times) - 1])
+            self.span_ns = last + (last // (len(times) - 1) if len(times) > 1 else 1000)
         self.count = source.count
         self.sent = 0
         self.max_lag_ns = 0
