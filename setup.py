@@ -8,6 +8,8 @@ EXTENSIONS = [
     Extension("wirecap.sim._iommu", ["wirecap/sim/_iommu.pyx"]),
     Extension("wirecap.sim._device", ["wirecap/sim/_device.pyx"]),
     Extension("wirecap.sim._wire", ["wirecap/sim/_wire.pyx"]),
+    Extension("wirecap._dma", ["wirecap/_dma.pyx"]),
+    Extension("wirecap._vfio", ["wirecap/_vfio.pyx"]),
 ]
 for ext in EXTENSIONS:
     ext.include_dirs.append(numpy.get_include())
