@@ -10,6 +10,7 @@ EXTENSIONS = [
     Extension("wirecap.sim._wire", ["wirecap/sim/_wire.pyx"]),
     Extension("wirecap._dma", ["wirecap/_dma.pyx"]),
     Extension("wirecap._vfio", ["wirecap/_vfio.pyx"]),
+    Extension("wirecap._pmd", ["wirecap/_pmd.pyx"]),
 ]
 for ext in EXTENSIONS:
     ext.include_dirs.append(numpy.get_include())

@@ -37,3 +37,15 @@ def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "wirecap.cli", "bench", "model", "--queues", "0"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "RSS queue counts from 1 to 16" in out.stderr
+
+
+def test_bench_pmd_json(capsys):
+    assert main(["bench", "pmd", "--segments", "64,256", "--rounds", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    paths = [(r["path"], r["segment"]) for r in result["results"]]
+    assert paths == [("capture+recycle", 64), ("capture+recycle", 256), ("forward", 256)]
+    for r in result["results"]:
+        s = r["ns_per_packet"]
+        assert s["n"] == 3 and 0 < s["min"] <= s["median"] <= s["max"]
+    mem = result["results"][0]["memory"]
+    assert mem["metadata_per_buffer"] <= 32 and mem["pool"] == 65 * 64 * 2048

@@ -109,3 +109,14 @@ def test_realtime_wire_with_a_concurrent_driver(dev, make_driver):
     # nothing lost unaccounted: what was not delivered waits on chip or was counted missed
     assert delivered + dev.pending() + st["MPC0"] == 20000
     assert dev.wire.stats()["sent"] == 20000
+
+
+def test_deferred_transmit_waits_for_process_tx(dev, make_driver):
+    drv = make_driver()
+    dev.keep_tx = True
+    dev.tx_deferred = True
+    frames = [bytes([7]) * 60, bytes([8]) * 80]
+    assert not drv.transmit(0, frames), "nothing is sent before process_tx()"
+    assert dev.transmitted() == (0, [])
+    dev.process_tx()
+    assert dev.transmitted() == (2, frames)

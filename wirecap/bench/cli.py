@@ -24,6 +24,18 @@ def add_commands(sub):
     m.add_argument("--json", action="store_true", help="print JSON instead of a table")
     m.set_defaults(func=_run_model)
 
+    p = which.add_parser("pmd", help="driver cost per packet: capture+recycle and forwarding")
+    p.add_argument("--segments", type=lambda t: [int(x) for x in t.split(",")],
+                   default=[64, 256, 1024], help="segment sizes M, e.g. 64,256,1024")
+    p.add_argument("--rounds", type=int, default=50, help="timed rounds per configuration")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_run_pmd)
+
+
+def _run_pmd(args):
+    from . import pmd
+    pmd.run(args)
+
 
 def _run_model(args):
     from . import model

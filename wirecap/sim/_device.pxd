@@ -82,6 +82,7 @@ cdef class Device:
     cdef uint8_t* txbuf
     cdef public object wire
     cdef public bint keep_tx
+    cdef public bint tx_deferred    # TDT writes only move the tail; process_tx() sends
     cdef uint8_t* sink_buf
     cdef uint64_t sink_len, sink_cap
     cdef uint32_t* sink_lens

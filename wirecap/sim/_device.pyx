@@ -557,7 +557,8 @@ cdef class Device:
             return
         if h == H_TDT:
             self.txq[q].tail = val
-            self._transmit(q, now)
+            if not self.tx_deferred:
+                self._transmit(q, now)
             return
 
     cdef void _enable_rx(self, uint32_t q) noexcept nogil:
@@ -998,6 +999,16 @@ cdef class Device:
                 frames.append(bytes(self.sink_buf[off:off + self.sink_lens[i]]))
                 off += self.sink_lens[i]
         return self.sink_n, frames
+
+    def process_tx(self):
+        """With ``tx_deferred``: send what the TDT writes so far handed over, now."""
+        cdef uint32_t q
+        with nogil:
+            model_lock()
+            for q in range(128):
+                if self.txq[q].enabled and self.txq[q].head != self.txq[q].tail:
+                    self._transmit(q, now_ns())
+            model_unlock()
 
     def start_trace(self, int capacity=100000):
         """Record register writes (offset, value), as a bus analyzer would, up to capacity."""
