@@ -232,10 +232,8 @@ def test_init_follows_the_datasheet_order():
 
 def test_zero_copy_forwarding_between_cabled_ports():
     sim._instances.clear()
-    mmu = sim.Iommu()
-    a, b = sim.open(0, mmu), sim.open(1, mmu)
-    a.cable(b)
-    dom = Domain(mmu)
+    a, b = sim.pair(0, 1)
+    dom = Domain(a.iommu)
     na, nb = Nic("sim:0", domain=dom), Nic("sim:1", domain=dom)
     rx = na.rx_queue(0, ndesc=256, segment=32, chunks=12, flush_us=0)
     tx = na.tx_queue(0, ndesc=256)

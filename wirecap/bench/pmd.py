@@ -45,10 +45,8 @@ def capture_cost(segment, rounds):
 def forward_cost(rounds):
     """ns per packet of capture + zero-copy send + push + recycle, and of reaping."""
     sim._instances.clear()
-    mmu = sim.Iommu()
-    a, b = sim.open(0, mmu), sim.open(1, mmu)
-    a.cable(b)
-    dom = Domain(mmu)
+    a, b = sim.pair(0, 1)
+    dom = Domain(a.iommu)
     na, nb = Nic("sim:0", domain=dom), Nic("sim:1", domain=dom)
     rx = na.rx_queue(0, ndesc=RING, segment=256, chunks=RING // 256 + 8, flush_us=None)
     tx = na.tx_queue(0, ndesc=RING)

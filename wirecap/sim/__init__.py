@@ -8,7 +8,7 @@ from ._wire import Pcap, Wire
 from .traffic import TrafficProfile, line_rate_pps
 
 __all__ = ["Device", "Iommu", "ModelError", "Pcap", "TrafficProfile", "Wire", "line_rate_pps",
-           "open", "toeplitz"]
+           "open", "pair", "toeplitz"]
 
 _instances = {}
 
@@ -22,3 +22,11 @@ def open(index=0, iommu=None):
     elif iommu is not None and dev.iommu is not iommu:
         raise ModelError(f"sim:{index} is already attached to another IOMMU domain")
     return dev
+
+
+def pair(a=0, b=1):
+    """Ports sim:a and sim:b in one DMA domain, cabled to each other (for forwarding)."""
+    mmu = Iommu()
+    ports = open(a, mmu), open(b, mmu)
+    ports[0].cable(ports[1])
+    return ports
