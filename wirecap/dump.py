@@ -1,7 +1,9 @@
-"""Capture files: pcap (µs or ns timestamps), read and written.
+"""Capture files: pcap (µs or ns timestamps), read and written; pcapng, written.
 
-The format is libpcap's: a 24-byte global header (magic 0xa1b2c3d4 for µs, 0xa1b23c4d for ns,
-either byte order), then records of a 16-byte header (ts_sec, ts_frac, caplen, len) and data.
+The pcap format is libpcap's: a 24-byte global header (magic 0xa1b2c3d4 for µs, 0xa1b23c4d for
+ns, either byte order), then records of a 16-byte header (ts_sec, ts_frac, caplen, len) and data.
+A pcapng file is blocks (type, total length, body, total length again), each a multiple of
+4 bytes: a Section Header, one Interface Description, then an Enhanced Packet Block per frame.
 """
 from __future__ import annotations
 
@@ -85,3 +87,76 @@ class PcapWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class PcapngWriter:
+    """Write frames to a pcapng file: one section, one interface, ns (default) or µs stamps."""
+
+    def __init__(self, path, linktype=LINKTYPE_ETHERNET, snaplen=65535, tsresol_ns=True,
+                 interface_name=None, application="wirecap"):
+        if not 0 < snaplen <= MAX_SNAPLEN:
+            raise WirecapError(f"pcapng snaplen {snaplen}: valid range is 1..{MAX_SNAPLEN}")
+        self.path, self.snaplen, self.tsresol_ns = path, snaplen, tsresol_ns
+        shb_opts = _option(4, application.encode()) if application else b""       # shb_userappl
+        idb_opts = (_option(2, interface_name.encode()) if interface_name else b"") \
+            + _option(9, bytes([9 if tsresol_ns else 6]))                           # if_tsresol
+        self._f = open(path, "wb")
+        # Byte-order magic, version 1.0, section length -1 (not given: we write as we go).
+        self._f.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
+                             + shb_opts + _END_OF_OPTIONS))
+        self._f.write(_block(1, struct.pack("<HHI", linktype, 0, snaplen)
+                             + idb_opts + _END_OF_OPTIONS))
+        self._epb = struct.Struct("<IIIII")     # interface 0, ts high, ts low, caplen, len
+
+    def write(self, timestamp_ns: int, frame, orig_len: int | None = None):
+        data = bytes(frame[:self.snaplen])
+        ts = timestamp_ns if self.tsresol_ns else timestamp_ns // 1000
+        self._f.write(_block(6, self._epb.pack(0, ts >> 32, ts & 0xFFFFFFFF, len(data),
+                                               len(frame) if orig_len is None else orig_len)
+                             + data + _pad(len(data))))
+
+    def close(self):
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_END_OF_OPTIONS = struct.pack("<HH", 0, 0)
+
+
+def _pad(n):
+    return bytes(-n % 4)
+
+
+def _option(code, value):
+    return struct.pack("<HH", code, len(value)) + value + _pad(len(value))
+
+
+def _block(block_type, body):
+    total = 12 + len(body)
+    return struct.pack("<II", block_type, total) + body + struct.pack("<I", total)
+
+
+_FORMATS = {
+    "pcap": (PcapWriter, {"nanosecond": False}, {"linktype", "snaplen"}),
+    "pcap-ns": (PcapWriter, {"nanosecond": True}, {"linktype", "snaplen"}),
+    "pcapng": (PcapngWriter, {}, {"linktype", "snaplen", "tsresol_ns", "interface_name",
+                                  "application"}),
+}
+
+
+def open_writer(path, format="pcap", **kw):
+    """A PcapWriter or PcapngWriter for `format`: "pcap" (µs), "pcap-ns" or "pcapng"."""
+    if format not in _FORMATS:
+        raise WirecapError(f"capture file format {format!r} is unknown: use one of "
+                           f"{', '.join(_FORMATS)}")
+    cls, fixed, accepted = _FORMATS[format]
+    extra = sorted(set(kw) - accepted)
+    if extra:
+        raise WirecapError(f"format {format!r} does not take {', '.join(extra)}: it takes "
+                           f"{', '.join(sorted(accepted))}")
+    return cls(path, **fixed, **kw)
