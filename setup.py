@@ -11,6 +11,8 @@ EXTENSIONS = [
     Extension("wirecap._dma", ["wirecap/_dma.pyx"]),
     Extension("wirecap._vfio", ["wirecap/_vfio.pyx"]),
     Extension("wirecap._pmd", ["wirecap/_pmd.pyx"]),
+    Extension("wirecap._bpf", ["wirecap/_bpf.pyx"], libraries=["pcap"]),
+    Extension("wirecap._engine", ["wirecap/_engine.pyx"]),
 ]
 for ext in EXTENSIONS:
     ext.include_dirs.append(numpy.get_include())

@@ -57,6 +57,13 @@ cdef uint16_t _next_pool_id = 1
 _open_devices = {}
 
 
+cdef inline uint64_t make_token(uint16_t pool, uint32_t chunk, uint32_t first,
+                               uint32_t gen) noexcept nogil:
+    # pool 16 bits | chunk 20 | first packet 12 | generation 16: what recycle_token checks
+    return (<uint64_t>pool << 48) | (<uint64_t>chunk << 28) | (<uint64_t>first << 16) | \
+        (gen & 0xFFFF)
+
+
 cdef inline int64_t wall_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_REALTIME, &ts)
@@ -461,7 +468,10 @@ cdef class RxQueue:
         """One capture step: 1 with ``out`` filled if a full segment (or, after the flush
         timeout, the completed part of one) was taken, else 0."""
         cdef uint32_t seg = self.cur_seg, base = seg * self.segment, k, c
-        cdef int32_t cc = self.seg_chunk[seg]
+        cdef int32_t cc
+        if self.ring == NULL:               # closed
+            return 0
+        cc = self.seg_chunk[seg]
         if self.nwaiting:
             self._check_waiting()
         if cc < 0:                          # pool was empty: the segment waits unarmed
@@ -506,8 +516,7 @@ cdef class RxQueue:
             self.flushes += 1
         else:
             return 0
-        out.token = (<uint64_t>self.pool_id << 48) | (<uint64_t>out.chunk << 28) | \
-            (<uint64_t>out.first << 16) | (self.ch[out.chunk].gen & 0xFFFF)
+        out.token = make_token(self.pool_id, out.chunk, out.first, self.ch[out.chunk].gen)
         return 1
 
     cdef int recycle_token(self, uint64_t token) noexcept nogil:
@@ -626,6 +635,28 @@ cdef class RxQueue:
                 + "; nothing was changed")
         if isinstance(handle, Chunk):
             (<Chunk>handle).released = True
+
+    def ring_state(self):
+        """Where capture stands: the segment it waits on, how much of it was flushed, which
+        segments hold which chunk (-1: unarmed), and the NIC's head and tail."""
+        return {"cur_seg": self.cur_seg, "seg_done": self.seg_done, "arm_seg": self.arm_seg,
+                "unarmed": self.unarmed, "seg_chunk": list(self._arrays["seg_chunk"]),
+                "rdh": self.nic.r32(ixgbe.RDH(self.index)),
+                "rdt": self.nic.r32(ixgbe.RDT(self.index))}
+
+    def reclaim(self):
+        """Recycle every outstanding delivery, whoever holds it (the engine's stop): their
+        handles become invalid. Returns how many were reclaimed."""
+        cdef uint32_t c, i, n = 0
+        with nogil:
+            for c in range(self.chunks):
+                if self.ch[c].deliveries == 0:
+                    continue
+                for i in range(self.segment):
+                    if self.open_bits[c * self.segment + i]:
+                        self.recycle_token(make_token(self.pool_id, c, i, self.ch[c].gen))
+                        n += 1
+        return n
 
     def accounting(self):
         """(free, armed, captured) chunks; they always add up to R. Chunks whose last

@@ -1,0 +1,334 @@
+"""The engine's fast path: work-queue pairs and the capture thread's loop, without the GIL.
+
+Per receive queue a ``Worker`` owns the pool: only it calls capture and recycle. Captured
+chunks go to a capture queue (its own, or in advanced mode the least-loaded buddy's when its
+own is longer than threshold T x R); the application gives chunks back through the owner's
+recycle queue. A chunk offloaded to a buddy is still recycled into its owner's pool.
+"""
+import os
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.stdlib cimport calloc, free
+from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME, nanosleep
+from posix.unistd cimport read, write, close
+
+import numpy as np
+
+from wirecap._bpf cimport Filter
+from wirecap._pmd cimport RxQueue, Chunk, Delivery
+from wirecap.errors import WirecapError
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_mutex_init(pthread_mutex_t*, void*)
+    int pthread_mutex_lock(pthread_mutex_t*)
+    int pthread_mutex_unlock(pthread_mutex_t*)
+    int pthread_mutex_destroy(pthread_mutex_t*)
+
+cdef extern from "<sys/eventfd.h>" nogil:
+    int eventfd(unsigned int initval, int flags)
+    int EFD_NONBLOCK
+    int EFD_CLOEXEC
+
+
+cdef inline int64_t wall_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+# ----------------------------------------------------------------------------- work queues
+cdef bint wq_push(WQ* q, Entry* e, bint offload) noexcept nogil:
+    cdef uint64_t one = 1
+    pthread_mutex_lock(&q.lock)
+    if q.count == q.cap:
+        pthread_mutex_unlock(&q.lock)
+        return False
+    q.ring[(q.head + q.count) % q.cap] = e[0]
+    q.count += 1
+    if q.count > q.peak:
+        q.peak = q.count
+    if offload:
+        q.offloaded_in += 1
+    if q.count == 1:                    # empty -> not empty: wake a blocked reader
+        write(q.fd, &one, 8)
+    pthread_mutex_unlock(&q.lock)
+    return True
+
+
+cdef bint wq_pop(WQ* q, Entry* e) noexcept nogil:
+    cdef uint64_t v
+    pthread_mutex_lock(&q.lock)
+    if q.count == 0:
+        pthread_mutex_unlock(&q.lock)
+        return False
+    e[0] = q.ring[q.head]
+    q.head = (q.head + 1) % q.cap
+    q.count -= 1
+    if q.count == 0:                    # drained: the descriptor stops polling readable
+        read(q.fd, &v, 8)
+    pthread_mutex_unlock(&q.lock)
+    return True
+
+
+cdef uint32_t wq_len(WQ* q) noexcept nogil:
+    return q.count                      # a racy read is fine for load balancing
+
+
+cdef class WorkQueue:
+    def __cinit__(self, uint32_t capacity):
+        self.q = <WQ*>calloc(1, sizeof(WQ))
+        if self.q == NULL:
+            raise MemoryError("work queue")
+        self.q.ring = <Entry*>calloc(capacity, sizeof(Entry))
+        self.q.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+        if self.q.ring == NULL or self.q.fd < 0:
+            raise MemoryError("work queue ring or eventfd")
+        self.q.cap = capacity
+        pthread_mutex_init(&self.q.lock, NULL)
+
+    def __dealloc__(self):
+        if self.q != NULL:
+            if self.q.fd >= 0:
+                close(self.q.fd)
+            pthread_mutex_destroy(&self.q.lock)
+            free(self.q.ring)
+            free(self.q)
+
+    def fileno(self):
+        return self.q.fd
+
+    def __len__(self):
+        return self.q.count
+
+    @property
+    def capacity(self):
+        return self.q.cap
+
+    @property
+    def peak(self):
+        return self.q.peak
+
+    @property
+    def offloaded_in(self):
+        return self.q.offloaded_in
+
+
+# ----------------------------------------------------------------------------- workers
+cdef class Worker:
+    def __cinit__(self, uint32_t index, RxQueue rxq):
+        self.index, self.rxq = index, rxq
+        cap = rxq.chunks * rxq.segment + 16     # at most one delivery per packet buffer
+        self.capture_q = WorkQueue(cap)
+        self.recycle_q = WorkQueue(cap)
+        self._buddies = []
+        self.threshold = 1.0
+
+    def __dealloc__(self):
+        free(self.buddy_q)
+        free(self.buddy_index)
+
+    def set_buddies(self, buddies):
+        """The other workers whose capture queues may take this one's chunks."""
+        cdef Worker b
+        cdef uint32_t i
+        buddies = [b for b in buddies if b is not self]
+        free(self.buddy_q)
+        free(self.buddy_index)
+        self.buddy_q = <WQ**>calloc(len(buddies) + 1, sizeof(WQ*))
+        self.buddy_index = <uint32_t*>calloc(len(buddies) + 1, sizeof(uint32_t))
+        for i, b in enumerate(buddies):
+            self.buddy_q[i] = b.capture_q.q
+            self.buddy_index[i] = b.index
+        self.nbuddies = len(buddies)
+        self._buddies = buddies
+
+    cdef void place(self, Entry* e) noexcept nogil:
+        cdef WQ* own = self.capture_q.q
+        cdef WQ* best = NULL
+        cdef uint32_t i, n = wq_len(own)
+        if self.advanced and self.nbuddies and n > self.threshold * self.rxq.chunks:
+            for i in range(self.nbuddies):      # the least loaded buddy, if less than us
+                if wq_len(self.buddy_q[i]) < n and (best == NULL or
+                                                    wq_len(self.buddy_q[i]) < wq_len(best)):
+                    best = self.buddy_q[i]
+            if best != NULL and wq_push(best, e, True):
+                self.offloaded_out += 1
+                return
+        while not wq_push(own, e, False):       # sized for every buffer: only races fill it
+            self.drain_recycles()
+
+    cdef uint32_t drain_recycles(self) noexcept nogil:
+        cdef Entry e
+        cdef uint32_t n = 0
+        while wq_pop(self.recycle_q.q, &e):
+            if self.rxq.recycle_token(e.d.token):
+                self.refused += 1
+            n += 1
+        return n
+
+    cdef int step(self) noexcept nogil:
+        """Recycle what came back, then capture once: 1 if anything was done."""
+        cdef Entry e
+        cdef int did = self.drain_recycles() > 0
+        if self.rxq.capture(&e.d, wall_ns()):
+            e.owner = self.index
+            self.captured += 1
+            self.place(&e)
+            return 1
+        return did
+
+    def run(self, cpus=None):
+        """The capture thread's body: loop without the GIL until stop()."""
+        cdef int idle = 0
+        cdef timespec nap
+        nap.tv_sec, nap.tv_nsec = 0, 20000
+        if cpus:
+            os.sched_setaffinity(0, cpus)           # this thread only
+        self.stopping = False
+        with nogil:
+            while not self.stopping:
+                if self.step():
+                    idle = 0
+                else:
+                    idle += 1
+                    self.idle += 1
+                    if idle > 64:                   # back off: cores are shared here
+                        nanosleep(&nap, NULL)
+            self.drain_recycles()
+
+    def stop(self):
+        self.stopping = True
+        self.epoch += 1
+
+    def poll_inline(self, uint32_t max_steps=64):
+        """Run capture steps in the calling thread (inline mode); how many did work."""
+        cdef uint32_t k, n = 0
+        with nogil:
+            for k in range(max_steps):
+                if not self.step():
+                    break
+                n += 1
+        return n
+
+    def drain(self):
+        """Recycle what waits in the recycle queue, in the calling thread (threads stopped)."""
+        cdef uint32_t n
+        with nogil:
+            n = self.drain_recycles()
+        return n
+
+    def take(self):
+        """Pop one entry from this worker's capture queue: (owner index, Delivery) or None."""
+        cdef Entry e
+        if not wq_pop(self.capture_q.q, &e):
+            return None
+        return e.owner, e.d.token, e.d.chunk, e.d.first, e.d.count
+
+    def give_back(self, uint64_t token, Worker owner):
+        """Queue a chunk for recycling by its owner's capture thread."""
+        cdef Entry e
+        e.d.token = token
+        e.owner = owner.index
+        if not wq_push(owner.recycle_q.q, &e, False):
+            raise WirecapError("recycle queue full: the owner's capture thread is not running")
+
+    def stats(self):
+        return {"captured_chunks": self.captured, "offloaded_out": self.offloaded_out,
+                "offloaded_in": self.capture_q.q.offloaded_in, "refused": self.refused,
+                "capture_queue": self.capture_q.q.count, "capture_queue_peak":
+                self.capture_q.q.peak, "recycle_queue": self.recycle_q.q.count}
+
+
+cdef class QueuedChunk(Chunk):
+    """A chunk delivered through the engine: release() queues it to its owner's recycler."""
+    cdef readonly Worker owner
+    cdef uint32_t epoch
+
+    @staticmethod
+    def wrap(Worker owner, uint64_t token, uint32_t chunk, uint32_t first, uint32_t count):
+        cdef QueuedChunk c = QueuedChunk.__new__(QueuedChunk)
+        c.owner, c.queue, c.epoch = owner, owner.rxq, owner.epoch
+        c.token, c.index, c.first, c.count = token, chunk, first, count
+        return c
+
+    def _live(self):
+        if self.epoch != self.owner.epoch:
+            raise WirecapError("the engine was stopped since this chunk was captured: stop() "
+                               "took every chunk back, so its buffers may hold other packets")
+        Chunk._live(self)
+
+    def release(self):
+        if self.released:
+            raise WirecapError("this chunk was already released")
+        self._live()
+        self.owner.give_back(self.token, self.owner)
+        self.released = True
+
+
+# ----------------------------------------------------------------------------- pcap-style calls
+cdef class Header:
+    """A packet header as pcapy hands it out: getts(), getcaplen(), getlen(); also .ts (float
+    seconds), .ts_ns, .caplen, .len."""
+    cdef readonly uint64_t ts_ns
+    cdef readonly uint32_t caplen, len
+
+    def getts(self):
+        return self.ts_ns // 1000000000, (self.ts_ns % 1000000000) // 1000
+
+    def getcaplen(self):
+        return self.caplen
+
+    def getlen(self):
+        return self.len
+
+    @property
+    def ts(self):
+        return self.ts_ns / 1e9
+
+    def __repr__(self):
+        return f"<Header ts={self.ts:.9f} caplen={self.caplen} len={self.len}>"
+
+
+def run_callbacks(QueuedChunk c, uint32_t start, uint32_t stop, callback, uint32_t snaplen,
+                  const uint8_t[::1] mask=None, handle=None):
+    """Call ``callback(header, view)`` for packets [start, stop) of ``c`` that pass ``mask``;
+    the view is valid during the call only. Stops early when handle._break is set. Returns
+    (next index, packets called back)."""
+    cdef RxQueue q = c.queue
+    cdef uint32_t i, n = 0, length
+    cdef size_t k
+    cdef Header h
+    pool = q.pool_array
+    for i in range(start, stop):
+        if handle is not None and handle._break:
+            return i, n
+        if mask is not None and not mask[i]:
+            continue
+        k = <size_t>c.index * q.segment + c.first + i
+        length = q.length[k]
+        h = Header.__new__(Header)
+        h.ts_ns, h.len = q.ts[k], length
+        h.caplen = length if length < snaplen else snaplen
+        view = memoryview(pool[k * q.bufsize:k * q.bufsize + h.caplen])
+        try:
+            callback(h, view)
+        finally:
+            try:
+                view.release()          # a view kept past the call raises, never re-reads
+            except BufferError:
+                pass                    # the callback exported it (e.g. numpy): its lookout
+        n += 1
+    return stop, n
+
+
+def filter_chunk(Filter f, Chunk c):
+    """libpcap's verdict on every packet of ``c``, as a uint8 mask, computed without the GIL."""
+    c._live()
+    cdef RxQueue q = c.queue
+    cdef size_t k0 = <size_t>c.index * q.segment + c.first
+    cdef uint64_t[::1] offsets = np.arange(c.count, dtype=np.uint64) * q.bufsize
+    cdef uint8_t[::1] out = np.zeros(c.count, dtype=np.uint8)
+    if c.count:
+        with nogil:
+            f.match_many(q.pool + k0 * q.bufsize, &offsets[0], &q.length[k0], c.count, &out[0])
+    return np.asarray(out)
