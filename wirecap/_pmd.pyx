@@ -283,6 +283,13 @@ cdef class Nic:
                 self._totals[name] = self._totals.get(name, 0) + v
         return dict(self._totals)
 
+    def queue_counters(self, int q, dict totals=None):
+        """The NIC's per-queue receive counters (QPRC, QPRDC) from ``totals`` (default: a
+        fresh counters() reading), under the names every device uses."""
+        totals = self.counters() if totals is None else totals
+        return {"nic_delivered": totals.get(f"QPRC{q % 16}", 0),
+                "nic_dropped": totals.get(f"QPRDC{q % 16}", 0)}
+
     def close(self):
         for q in self._queues:
             q.close()

@@ -190,9 +190,7 @@ class Engine:
             nic_i, q = divmod(w.index, per_nic)
             hw = totals[nic_i]
             s = {"queue": w.index, "device": self.nics[nic_i].name, "rx_queue": q,
-                 **w.rxq.stats(), **w.stats(),
-                 "nic_delivered": hw.get(f"QPRC{q % 16}", 0),
-                 "nic_dropped": hw.get(f"QPRDC{q % 16}", 0)}
+                 **w.rxq.stats(), **w.stats(), **self.nics[nic_i].queue_counters(q, hw)}
             out.append(s)
         return out
 
