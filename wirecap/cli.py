@@ -1,6 +1,7 @@
 """The ``wirecap`` command. Each part adds its own subcommands through ``add_commands``."""
 import argparse
 import sys
+import warnings
 
 from .errors import WirecapError
 
@@ -8,9 +9,9 @@ from .errors import WirecapError
 def _parts():
     # Imported lazily so that `wirecap --help` stays fast and a broken optional part
     # (e.g. a missing libpcap) does not take the whole command down.
+    from . import capture, demo
     from .bench import cli as bench_cli
-    from .sim import cli as sim_cli
-    parts = [sim_cli, bench_cli]
+    parts = [capture, demo, bench_cli]
     try:
         from vfio_setup import cli as host_cli
     except ImportError:
@@ -30,8 +31,13 @@ def build_parser():
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"wirecap: warning: {message}\n"
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         return args.func(args) or 0
     except WirecapError as exc:

@@ -1,0 +1,163 @@
+"""Capture statistics (DESIGN §5): per device, per receive queue and per pool, as plain data.
+
+    snap = wirecap.stats.snapshot(engine)     # or engine.stats() for the per-queue dicts
+    print(snap)                                # a text table; in Jupyter an HTML table
+    df = snap.to_pandas()
+
+    with wirecap.stats.Sampler(engine, interval=0.01) as s:
+        ...                                    # capture
+    s.to_pandas()                              # ring occupancy over time, one row per queue
+
+Reading statistics never touches the capture fast path: the counters are plain integers the
+capture threads own, read racily (a value may lag by one poll, never tear a chunk's state).
+"""
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+# per-queue columns, in display order, with what they count
+QUEUE_COLUMNS = {
+    "device": "the device the queue belongs to",
+    "rx_queue": "receive queue index on that device",
+    "packets": "packets captured into the queue's pool",
+    "bytes": "bytes captured",
+    "nic_dropped": "packets the NIC (or kernel) dropped on this queue for lack of buffers",
+    "captured_chunks": "deliveries (runs of packets in one chunk) the capture thread handed out",
+    "recycled": "deliveries given back to the pool",
+    "offloaded_out": "deliveries this queue's thread placed on a buddy's capture queue",
+    "offloaded_in": "deliveries buddies placed on this queue's capture queue",
+    "flushes": "partial segments delivered by the flush timeout",
+    "capture_queue": "deliveries waiting for the application now",
+    "capture_queue_peak": "the longest the capture queue has been",
+    "free": "pool chunks free",
+    "armed": "pool chunks attached to descriptor segments",
+    "captured": "pool chunks holding captured packets",
+}
+SAMPLE_COLUMNS = ("t", "queue", "capture_queue", "free", "armed", "captured", "packets",
+                  "nic_dropped")
+_SUMMED = ("packets", "bytes", "nic_dropped", "captured_chunks", "recycled", "offloaded_out",
+           "offloaded_in", "flushes", "capture_queue", "free", "armed", "captured")
+
+
+class Snapshot:
+    """Counters at one instant: ``queues`` (one dict per engine queue), ``devices`` (per
+    device sums plus the device's own counters) and ``t`` (time.time())."""
+
+    def __init__(self, t, queues, devices):
+        self.t, self.queues, self.devices = t, queues, devices
+
+    @property
+    def totals(self):
+        return {k: sum(q[k] for q in self.queues) for k in _SUMMED}
+
+    def to_dict(self):
+        return {"t": self.t, "queues": self.queues, "devices": self.devices,
+                "totals": self.totals}
+
+    def to_pandas(self, level="queues"):
+        """A DataFrame of the per-queue rows (``level="devices"``: one row per device)."""
+        import pandas as pd
+        if level == "queues":
+            return pd.DataFrame(self.queues, columns=["queue", *QUEUE_COLUMNS]).set_index("queue")
+        if level == "devices":
+            return pd.DataFrame([{k: v for k, v in d.items() if k != "counters"}
+                                 for d in self.devices]).set_index("device")
+        raise ValueError(f"level={level!r}: 'queues' or 'devices'")
+
+    def rows(self):
+        """Header and string rows of the per-queue table, with a total line."""
+        cols = ["queue", *QUEUE_COLUMNS]
+        out = [[str(q[c]) for c in cols] for q in self.queues]
+        if len(self.queues) > 1:
+            tot = self.totals
+            out.append(["all", "", ""] + [str(tot.get(c, "")) for c in cols[3:]])
+        return cols, out
+
+    def __str__(self):
+        from .bench.report import table
+        return table(*self.rows())
+
+    def _repr_html_(self):
+        cols, rows = self.rows()
+        head = "".join(f'<th title="{html.escape(QUEUE_COLUMNS.get(c, c))}">{c}</th>'
+                       for c in cols)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>"
+                       for r in rows)
+        return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def snapshot(engine):
+    """Read every counter of ``engine`` (running or stopped)."""
+    queues = engine.stats()
+    devices = []
+    for nic in engine.nics:
+        mine = [q for q in queues if q["device"] == nic.name]
+        d = {"device": nic.name, "queues": len(mine)}
+        d.update({k: sum(q[k] for q in mine) for k in _SUMMED})
+        d["counters"] = nic.counters()
+        devices.append(d)
+    return Snapshot(time.time(), queues, devices)
+
+
+class Sampler:
+    """Record ring occupancy every ``interval`` seconds from a background thread: per queue
+    the capture-queue length and the pool's free/armed/captured chunks, with the packet and
+    drop counts so far. Keeps the last ``limit`` samples per queue."""
+
+    def __init__(self, engine, interval=0.01, limit=1_000_000):
+        if interval <= 0:
+            raise ValueError(f"interval={interval!r}: give a sampling period in seconds > 0")
+        self.engine, self.interval, self.limit = engine, interval, limit
+        self.samples = []               # tuples in SAMPLE_COLUMNS order
+        self._stop = threading.Event()
+        self._thread = None
+        self._t0 = None
+
+    def sample(self):
+        """Take one sample now (the thread calls this; call it yourself between steps)."""
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        t = now - self._t0
+        hw = [nic.counters() for nic in self.engine.nics]
+        per_nic = len(self.engine.workers) // len(self.engine.nics)
+        for w in self.engine.workers:
+            nic_i, q = divmod(w.index, per_nic)
+            rq = w.rxq.stats()
+            drops = self.engine.nics[nic_i].queue_counters(q, hw[nic_i])["nic_dropped"]
+            self.samples.append((t, w.index, len(w.capture_q), rq["free"], rq["armed"],
+                                 rq["captured"], rq["packets"], drops))
+        if len(self.samples) > self.limit * len(self.engine.workers):
+            del self.samples[:len(self.engine.workers)]
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def start(self):
+        if self._thread is not None:
+            raise RuntimeError("the sampler is already running")
+        self._stop.clear()
+        self.sample()
+        self._thread = threading.Thread(target=self._run, name="wirecap-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self.sample()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def to_pandas(self):
+        import pandas as pd
+        return pd.DataFrame(self.samples, columns=list(SAMPLE_COLUMNS))
