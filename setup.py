@@ -13,6 +13,8 @@ EXTENSIONS = [
     Extension("wirecap._pmd", ["wirecap/_pmd.pyx"]),
     Extension("wirecap._bpf", ["wirecap/_bpf.pyx"], libraries=["pcap"]),
     Extension("wirecap._engine", ["wirecap/_engine.pyx"]),
+    Extension("wirecap._pcap", ["wirecap/_pcap.pyx"]),
+    Extension("wirecap.afpacket._ring", ["wirecap/afpacket/_ring.pyx"]),
 ]
 for ext in EXTENSIONS:
     ext.include_dirs.append(numpy.get_include())

@@ -147,8 +147,10 @@ def test_stats_shows_a_running_capture_then_forgets_it(tmp_path):
     assert wirecap("stats", env=env).returncode == 2      # its stats file is gone
 
 
-def test_demo_accounts_for_every_frame():
-    r = wirecap("demo", "--traffic", "count=200000,size=64,flows=16", "--queues", "2")
+def test_count_with_w_writes_exactly_count_records(source, tmp_path):
+    src, frames = source
+    out = tmp_path / "c.pcap"
+    r = wirecap("capture", "--traffic", str(src), "-c", "7", "-w", str(out), "-q", "tcp")
     assert r.returncode == 0, r.stderr.decode()
-    out = r.stdout.decode()
-    assert "every frame accounted for" in out and "capture_queue_peak" in out
+    tcp = [f for f in frames if f[23] == 6]
+    assert records(out) == tcp[:7]

@@ -174,3 +174,58 @@ def test_the_capture_queue_descriptor_is_selectable():
             x.release()
         assert select.select([fd], [], [], 0)[0] == []
         c.release()
+
+
+def test_forwarding_modified_packets_zero_copy_between_engine_ports():
+    sim._instances.clear()
+    a, b = sim.pair(0, 1)                           # cabled, one DMA domain
+    p = TrafficProfile(count=600, flows=8, rate=100_000)
+    with Engine(["sim:0", "sim:1"], queues=1, ndesc=1024, segment=32, chunks=40,
+                flush_us=200) as eng:
+        tx = eng.tx_queue("sim:0")
+        mac = bytes.fromhex(eng.nics[0].mac.replace(":", ""))
+        sent = [p.frame(i, mac) for i in range(600)]
+        a.wire.play(p)
+        forwarded, arrived = 0, []
+        deadline = time.monotonic() + 30
+        while len(arrived) < 600 and time.monotonic() < deadline:
+            c = eng.next_chunk(0, timeout=0.01)
+            if c is not None:
+                for i in range(len(c)):
+                    c.packet(i)[22] = 63            # decrement the TTL in place
+                    tx.forward(c, i, push=False)
+                forwarded += len(c)
+                tx.flush()
+                c.release()                         # it returns once the NIC sent it too
+            tx.collect()
+            while (d := eng.next_chunk(1, timeout=0)) is not None:
+                arrived += [bytes(x) for x in d]
+                d.release()
+        assert forwarded == 600 and tx.stats()["zero_copy"] == 600
+        assert arrived == [f[:22] + b"\x3f" + f[23:] for f in sent]
+        with pytest.raises(WirecapError, match="this engine has sim:0, sim:1"):
+            eng.tx_queue("sim:7")
+
+
+@pytest.mark.parametrize("key", [None, bytes(range(7, 47))])
+def test_rss_key_is_configurable(key):
+    from wirecap._pmd import DATASHEET_RSS_KEY
+    p = TrafficProfile(count=64, flows=64)
+    with Engine("sim:0", queues=4, rss_key=key, segment=16, chunks=80, flush_us=0) as eng:
+        mac = bytes.fromhex(eng.nics[0].mac.replace(":", ""))
+        wire(eng).send(p)
+        hashes = {}
+        deadline = time.monotonic() + 10
+        while len(hashes) < 64 and time.monotonic() < deadline:
+            for q in range(4):
+                while (c := eng.next_chunk(q, timeout=0.01)) is not None:
+                    for i in range(len(c)):
+                        hashes[bytes(c.packet(i))] = (int(c.rss_hashes[i]), q)
+                    c.release()
+    want_key = DATASHEET_RSS_KEY if key is None else key
+    for i in range(64):
+        f = p.frame(i, mac)
+        h = sim.toeplitz(want_key, f[26:38])
+        assert hashes[f] == (h, (h & 0x7F) % 4)
+    with pytest.raises(WirecapError, match="exactly 40"):
+        Engine("sim:0", rss_key=b"short")

@@ -39,8 +39,25 @@ def test_loop_calls_back_with_header_and_zero_copy_view(handle):
     assert [s[3] for s in seen] == [p.frame(i, mac) for i in range(100)]
     assert all(c == n == len(d) for c, n, _, d in seen)
     assert all(sec > 1_600_000_000 and 0 <= usec < 1_000_000 for _, _, (sec, usec), _ in seen)
-    with pytest.raises(ValueError, match="released"):
+    with pytest.raises(ValueError, match="valid during the callback only"):
         bytes(kept[0])                  # the view was valid during the call only
+    with pytest.raises(ValueError, match="valid during the callback only"):
+        kept[0][0]
+
+
+def test_packet_view_reads_like_bytes(handle):
+    p, mac = send(handle, count=1, sizes=(128,))
+    frame = p.frame(0, mac)
+    checks = []
+
+    def cb(hdr, data):
+        checks.append((len(data), data[12:14], data[0], data[-1], data[::2], bytes(data),
+                       struct.unpack_from("!H", data, 12)[0], data.hex(), data == frame,
+                       bytes(memoryview(data)[:6])))
+
+    handle.loop(1, cb)
+    assert checks == [(len(frame), frame[12:14], frame[0], frame[-1], frame[::2], frame,
+                       0x0800, frame.hex(), True, frame[:6])]
 
 
 def test_snaplen_caps_caplen_not_len():

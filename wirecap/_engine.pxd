@@ -1,6 +1,6 @@
 # The engine's typed core: work queues and the capture loop (DESIGN §5, the paper's §3.2).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
-from wirecap._pmd cimport RxQueue, Chunk, Delivery
+from wirecap._pmd cimport RxRing, Chunk, Delivery
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_mutex_t:
@@ -32,7 +32,7 @@ cdef class WorkQueue:
 cdef class Worker:
     """One receive queue's capture thread: capture, place (basic or advanced), recycle."""
     cdef readonly uint32_t index
-    cdef readonly RxQueue rxq
+    cdef readonly RxRing rxq
     cdef readonly WorkQueue capture_q
     cdef readonly WorkQueue recycle_q
     cdef list _buddies              # keeps the buddies' queues alive

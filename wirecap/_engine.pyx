@@ -9,13 +9,13 @@ import os
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport calloc, free
-from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME, nanosleep
+from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 from posix.unistd cimport read, write, close
 
 import numpy as np
 
 from wirecap._bpf cimport Filter
-from wirecap._pmd cimport RxQueue, Chunk, Delivery
+from wirecap._pmd cimport RxRing, Chunk, Delivery
 from wirecap.errors import WirecapError
 
 cdef extern from "<pthread.h>" nogil:
@@ -115,9 +115,9 @@ cdef class WorkQueue:
 
 # ----------------------------------------------------------------------------- workers
 cdef class Worker:
-    def __cinit__(self, uint32_t index, RxQueue rxq):
+    def __cinit__(self, uint32_t index, RxRing rxq):
         self.index, self.rxq = index, rxq
-        cap = rxq.chunks * rxq.segment + 16     # at most one delivery per packet buffer
+        cap = rxq.max_deliveries + 16
         self.capture_q = WorkQueue(cap)
         self.recycle_q = WorkQueue(cap)
         self._buddies = []
@@ -180,8 +180,6 @@ cdef class Worker:
     def run(self, cpus=None):
         """The capture thread's body: loop without the GIL until stop()."""
         cdef int idle = 0
-        cdef timespec nap
-        nap.tv_sec, nap.tv_nsec = 0, 20000
         if cpus:
             os.sched_setaffinity(0, cpus)           # this thread only
         self.stopping = False
@@ -193,7 +191,7 @@ cdef class Worker:
                     idle += 1
                     self.idle += 1
                     if idle > 64:                   # back off: cores are shared here
-                        nanosleep(&nap, NULL)
+                        self.rxq.idle(self.recycle_q.q.fd)
             self.drain_recycles()
 
     def stop(self):
@@ -265,70 +263,13 @@ cdef class QueuedChunk(Chunk):
         self.released = True
 
 
-# ----------------------------------------------------------------------------- pcap-style calls
-cdef class Header:
-    """A packet header as pcapy hands it out: getts(), getcaplen(), getlen(); also .ts (float
-    seconds), .ts_ns, .caplen, .len."""
-    cdef readonly uint64_t ts_ns
-    cdef readonly uint32_t caplen, len
-
-    def getts(self):
-        return self.ts_ns // 1000000000, (self.ts_ns % 1000000000) // 1000
-
-    def getcaplen(self):
-        return self.caplen
-
-    def getlen(self):
-        return self.len
-
-    @property
-    def ts(self):
-        return self.ts_ns / 1e9
-
-    def __repr__(self):
-        return f"<Header ts={self.ts:.9f} caplen={self.caplen} len={self.len}>"
-
-
-def run_callbacks(QueuedChunk c, uint32_t start, uint32_t stop, callback, uint32_t snaplen,
-                  const uint8_t[::1] mask=None, handle=None):
-    """Call ``callback(header, view)`` for packets [start, stop) of ``c`` that pass ``mask``;
-    the view is valid during the call only. Stops early when handle._break is set. Returns
-    (next index, packets called back)."""
-    cdef RxQueue q = c.queue
-    cdef uint32_t i, n = 0, length
-    cdef size_t k
-    cdef Header h
-    pool = q.pool_array
-    for i in range(start, stop):
-        if handle is not None and handle._break:
-            return i, n
-        if mask is not None and not mask[i]:
-            continue
-        k = <size_t>c.index * q.segment + c.first + i
-        length = q.length[k]
-        h = Header.__new__(Header)
-        h.ts_ns, h.len = q.ts[k], length
-        h.caplen = length if length < snaplen else snaplen
-        view = memoryview(pool[k * q.bufsize:k * q.bufsize + h.caplen])
-        try:
-            callback(h, view)
-        finally:
-            try:
-                view.release()          # a view kept past the call raises, never re-reads
-            except BufferError:
-                pass                    # the callback exported it (e.g. numpy): its lookout
-        n += 1
-    return stop, n
-
-
 def filter_chunk(Filter f, Chunk c):
     """libpcap's verdict on every packet of ``c``, as a uint8 mask, computed without the GIL."""
     c._live()
-    cdef RxQueue q = c.queue
+    cdef RxRing q = c.queue
     cdef size_t k0 = <size_t>c.index * q.segment + c.first
-    cdef uint64_t[::1] offsets = np.arange(c.count, dtype=np.uint64) * q.bufsize
     cdef uint8_t[::1] out = np.zeros(c.count, dtype=np.uint8)
     if c.count:
         with nogil:
-            f.match_many(q.pool + k0 * q.bufsize, &offsets[0], &q.length[k0], c.count, &out[0])
+            f.match_many(q.pool, &q.offset[k0], &q.length[k0], c.count, &out[0])
     return np.asarray(out)

@@ -52,25 +52,42 @@ cdef class Nic:
     cdef void w32(self, uint32_t off, uint32_t val)
 
 
-cdef class RxQueue:
-    cdef readonly Nic nic
+cdef class RxRing:
+    """What the engine and Chunk need from a receive queue, whatever the device: the pool,
+    per-packet metadata indexed by k = chunk * segment + i, and capture/recycle. Packet k's
+    bytes are pool[offset[k]:offset[k] + length[k]]."""
+    cdef readonly object device         # the Nic or AF_PACKET device the queue belongs to
     cdef readonly int index
-    cdef readonly uint32_t ndesc, segment, chunks, bufsize, nseg
-    cdef readonly int64_t flush_ns
-    cdef Regs regs
-    cdef uint32_t rdt_off
+    cdef readonly uint32_t segment, chunks
+    cdef readonly uint64_t max_deliveries   # deliveries that can be outstanding at once
     cdef uint16_t pool_id
-    cdef Region ring_mem, pool_mem
     cdef readonly object pool_array     # the pool as one numpy uint8 array (zero-copy)
     cdef object _arrays                 # numpy arrays that own the metadata below
-    cdef uint8_t* ring
     cdef uint8_t* pool
-    cdef uint64_t pool_iova
+    cdef uint64_t* offset
     cdef uint64_t* ts
     cdef uint32_t* rss
     cdef uint32_t* status
     cdef uint32_t* info
     cdef uint16_t* length
+
+    cdef int capture(self, Delivery* out, int64_t now) noexcept nogil
+    cdef int recycle_token(self, uint64_t token) noexcept nogil
+    cdef void idle(self, int wake_fd) noexcept nogil
+
+
+cdef uint16_t new_pool_id() noexcept
+
+
+cdef class RxQueue(RxRing):
+    cdef readonly Nic nic
+    cdef readonly uint32_t ndesc, bufsize, nseg
+    cdef readonly int64_t flush_ns
+    cdef Regs regs
+    cdef uint32_t rdt_off
+    cdef Region ring_mem, pool_mem
+    cdef uint8_t* ring
+    cdef uint64_t pool_iova
     cdef uint8_t* open_bits             # per packet buffer: a delivery starting here is out
     cdef ChunkState* ch
     cdef uint32_t* tx_refs              # per chunk: zero-copy sends not yet completed (atomic)
@@ -95,13 +112,13 @@ cdef class RxQueue:
 
 
 cdef class Chunk:
-    cdef readonly RxQueue queue
+    cdef readonly RxRing queue
     cdef readonly uint64_t token
     cdef readonly uint32_t index, first, count
     cdef public bint released
 
     @staticmethod
-    cdef Chunk _make(RxQueue q, Delivery d)
+    cdef Chunk _make(RxRing q, Delivery d)
 
 
 cdef class TxQueue:

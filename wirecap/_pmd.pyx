@@ -17,7 +17,7 @@ cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
-from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
+from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME, nanosleep
 
 cimport wirecap.ixgbe as r
 from wirecap import ixgbe
@@ -55,6 +55,15 @@ DATASHEET_RSS_KEY = bytes.fromhex("6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b3
 
 cdef uint16_t _next_pool_id = 1
 _open_devices = {}
+
+
+cdef uint16_t new_pool_id() noexcept:
+    """A pool id for tokens (16 bits, 0 never used), shared by every kind of receive queue so
+    that one queue refuses another's chunk by its id."""
+    global _next_pool_id
+    cdef uint16_t p = _next_pool_id
+    _next_pool_id = _next_pool_id + 1 if _next_pool_id < 0xFFFF else 1
+    return p
 
 
 cdef inline uint64_t make_token(uint16_t pool, uint32_t chunk, uint32_t first,
@@ -316,7 +325,55 @@ def _geometry_error(msg):
 
 
 # ----------------------------------------------------------------------------- receive
-cdef class RxQueue:
+cdef class RxRing:
+    """The device-neutral receive queue the engine runs: subclasses fill the pool, the
+    metadata arrays and ``offset``, and implement capture and recycle_token."""
+
+    cdef int capture(self, Delivery* out, int64_t now) noexcept nogil:
+        return 0
+
+    cdef int recycle_token(self, uint64_t token) noexcept nogil:
+        return -2
+
+    cdef void idle(self, int wake_fd) noexcept nogil:
+        # a capture thread found nothing to do many times over: yield the core briefly
+        cdef timespec nap
+        nap.tv_sec, nap.tv_nsec = 0, 20000
+        nanosleep(&nap, NULL)
+
+    def poll(self):
+        """One capture step: a Chunk, or None if nothing is ready."""
+        cdef Delivery d
+        cdef int got
+        with nogil:
+            got = self.capture(&d, wall_ns())
+        return Chunk._make(self, d) if got else None
+
+    def recycle(self, handle):
+        """Give a captured chunk back (a Chunk, or its integer token). A handle that is not an
+        outstanding delivery of this pool raises and changes nothing."""
+        cdef uint64_t token
+        cdef int rc
+        if isinstance(handle, Chunk):
+            token = (<Chunk>handle).token
+        elif isinstance(handle, int) and 0 <= handle < 1 << 64:
+            token = handle
+        else:
+            raise WirecapError(f"recycle({handle!r}): give a Chunk from this queue or its token")
+        with nogil:
+            rc = self.recycle_token(token)
+        if rc:
+            raise WirecapError(f"recycle refused on {self.device.name} queue {self.index}: " + {
+                -1: "the chunk belongs to another queue's pool",
+                -2: "the handle names no chunk of this pool (forged?)",
+                -3: "the handle is stale: that chunk was recycled and reused since",
+                -4: "that delivery is not outstanding (recycled twice?)"}[rc]
+                + "; nothing was changed")
+        if isinstance(handle, Chunk):
+            (<Chunk>handle).released = True
+
+
+cdef class RxQueue(RxRing):
     """A receive queue with WireCAP's descriptor segments and ring buffer pool.
 
     ndesc    N, descriptors in the ring (power of two, 64..8192)
@@ -330,7 +387,6 @@ cdef class RxQueue:
 
     def __init__(self, Nic nic, int index, uint32_t ndesc=1024, uint32_t segment=256,
                  chunks=None, uint32_t bufsize=2048, flush_us=1000):
-        global _next_pool_id
         cdef uint32_t R = (ndesc // segment + 1) if chunks is None else chunks
         if not 0 <= index < r.NUM_RX_QUEUES:
             raise _geometry_error(f"queue {index}: the 82599 has receive queues 0 to 127")
@@ -350,12 +406,12 @@ cdef class RxQueue:
                                   f"of 1024 (the SRRCTL granularity)")
         if flush_us is not None and flush_us < 0:
             raise _geometry_error(f"flush_us={flush_us}: give a non-negative timeout or None")
-        self.nic, self.index, self.regs = nic, index, nic.regs
+        self.nic, self.device, self.index, self.regs = nic, nic, index, nic.regs
         self.ndesc, self.segment, self.chunks, self.bufsize = ndesc, segment, R, bufsize
+        self.max_deliveries = <uint64_t>R * segment     # at most one per packet buffer
         self.nseg = ndesc // segment
         self.flush_ns = -1 if flush_us is None else <int64_t>(flush_us * 1000)
-        self.pool_id = _next_pool_id
-        _next_pool_id = _next_pool_id + 1 if _next_pool_id < 0xFFFF else 1
+        self.pool_id = new_pool_id()
         self.rdt_off = ixgbe.RDT(index)
         # memory: the ring and the pool are DMA memory; metadata is ordinary memory
         self.ring_mem = nic.domain.alloc(ndesc * r.DESC_SIZE, _HUGE_RING(ndesc))
@@ -365,12 +421,14 @@ cdef class RxQueue:
         self.pool_array = self.pool_mem.array[:<size_t>R * segment * bufsize]
         n = <size_t>R * segment
         arrays = dict(ts=np.zeros(n, np.uint64), rss=np.zeros(n, np.uint32),
+                      offset=np.arange(n, dtype=np.uint64) * bufsize,
                       status=np.zeros(n, np.uint32), info=np.zeros(n, np.uint32),
                       length=np.zeros(n, np.uint16), open=np.zeros(n, np.uint8),
                       tx_refs=np.zeros(R, np.uint32), waiting=np.zeros(R, np.uint32),
                       seg_chunk=np.full(self.nseg, -1, np.int32))
         self._arrays = arrays
         self.ts = <uint64_t*>cnp.PyArray_DATA(arrays["ts"])
+        self.offset = <uint64_t*>cnp.PyArray_DATA(arrays["offset"])
         self.rss = <uint32_t*>cnp.PyArray_DATA(arrays["rss"])
         self.status = <uint32_t*>cnp.PyArray_DATA(arrays["status"])
         self.info = <uint32_t*>cnp.PyArray_DATA(arrays["info"])
@@ -578,14 +636,6 @@ cdef class RxQueue:
             self._arm_pending()
 
     # ------------------------------------------------------------------ Python API
-    def poll(self):
-        """One capture step: a Chunk, or None if no segment is ready."""
-        cdef Delivery d
-        cdef int got
-        with nogil:
-            got = self.capture(&d, wall_ns())
-        return Chunk._make(self, d) if got else None
-
     def discard(self, uint64_t max_deliveries=1 << 62):
         """Capture and recycle at once, without the GIL, until nothing is ready: the driver's
         capture path with a consumer that costs nothing. Returns the packets captured."""
@@ -620,29 +670,6 @@ cdef class RxQueue:
                 k += 1
         return n
 
-    def recycle(self, handle):
-        """Give a captured chunk back (a Chunk, or its integer token). A handle that is not an
-        outstanding delivery of this pool raises and changes nothing."""
-        cdef uint64_t token
-        cdef int rc
-        if isinstance(handle, Chunk):
-            token = (<Chunk>handle).token
-        elif isinstance(handle, int) and 0 <= handle < 1 << 64:
-            token = handle
-        else:
-            raise WirecapError(f"recycle({handle!r}): give a Chunk from this queue or its token")
-        with nogil:
-            rc = self.recycle_token(token)
-        if rc:
-            raise WirecapError(f"recycle refused on {self.nic.name} queue {self.index}: " + {
-                -1: "the chunk belongs to another queue's pool",
-                -2: "the handle names no chunk of this pool (forged?)",
-                -3: "the handle is stale: that chunk was recycled and reused since",
-                -4: "that delivery is not outstanding (recycled twice?)"}[rc]
-                + "; nothing was changed")
-        if isinstance(handle, Chunk):
-            (<Chunk>handle).released = True
-
     def ring_state(self):
         """Where capture stands: the segment it waits on, how much of it was flushed, which
         segments hold which chunk (-1: unarmed), and the NIC's head and tail."""
@@ -673,8 +700,8 @@ cdef class RxQueue:
         return self.nfree, self.narmed, self.ncaptured
 
     def stats(self):
-        with nogil:
-            self._check_waiting()
+        # read-only: other threads (the engine's stats, a sampler) call this while the
+        # capture thread owns the pool, so no _check_waiting() here; counts may lag by a poll
         return {"packets": self.packets, "bytes": self.bytes, "deliveries": self.deliveries,
                 "flushes": self.flushes, "recycled": self.recycled, "refused": self.refused,
                 "pool_empty": self.pool_empty_events, "free": self.nfree,
@@ -685,7 +712,7 @@ cdef class RxQueue:
     def memory(self):
         """Bytes of DMA memory (ring + pool) and of per-buffer metadata."""
         meta = sum(a.nbytes for k, a in self._arrays.items()
-                   if k in ("ts", "rss", "status", "info", "length", "open"))
+                   if k in ("ts", "rss", "status", "info", "length", "offset", "open"))
         return {"ring": self.ndesc * r.DESC_SIZE, "pool": self.pool_array.nbytes,
                 "metadata": meta, "metadata_per_buffer": meta / (self.chunks * self.segment),
                 "pool_backing": self.pool_mem.backing}
@@ -705,7 +732,7 @@ cdef class Chunk:
     numpy views; packet bytes are memoryviews into the chunk's buffers. Valid until release()."""
 
     @staticmethod
-    cdef Chunk _make(RxQueue q, Delivery d):
+    cdef Chunk _make(RxRing q, Delivery d):
         cdef Chunk c = Chunk.__new__(Chunk)
         c.queue, c.token, c.index, c.first, c.count = q, d.token, d.chunk, d.first, d.count
         return c
@@ -726,7 +753,8 @@ cdef class Chunk:
 
     @property
     def timestamps(self):
-        """Capture time in ns since the epoch (the 82599 has no per-packet clock)."""
+        """Capture time in ns since the epoch (on the 82599, when the driver took the segment:
+        it has no per-packet clock; on AF_PACKET, the kernel's receive time)."""
         return self._view("ts")
 
     @property
@@ -749,7 +777,7 @@ cdef class Chunk:
         if i >= self.count:
             raise IndexError(f"packet {i} of a chunk with {self.count}")
         cdef size_t k = <size_t>self.index * self.queue.segment + self.first + i
-        cdef size_t off = k * self.queue.bufsize
+        cdef size_t off = self.queue.offset[k]
         return memoryview(self.queue.pool_array[off:off + self.queue.length[k]])
 
     def __len__(self):
@@ -764,7 +792,7 @@ cdef class Chunk:
         self.queue.recycle(self)
 
     def __repr__(self):
-        return (f"<Chunk {self.queue.nic.name}/{self.queue.index} #{self.index} "
+        return (f"<Chunk {self.queue.device.name}/{self.queue.index} #{self.index} "
                 f"[{self.first}:{self.first + self.count}]{' released' if self.released else ''}>")
 
 

@@ -14,7 +14,8 @@ import struct
 import sys
 import time
 
-from . import _engine, stats
+from . import _engine, _pcap, stats
+from .dump import PcapWriter, open_writer
 from .errors import WirecapError
 
 FORMATS = ("pcap", "pcap-ns", "pcapng")
@@ -41,8 +42,9 @@ def add_commands(sub):
     p.add_argument("--mode", choices=("basic", "advanced"), default="basic",
                    help="advanced: offload chunks to buddy queues past the threshold")
     p.add_argument("--segment", type=int, default=256, help="descriptor segment size M")
-    p.add_argument("--chunks", type=int, default=100,
-                   help="ring buffer pool size R in chunks (default 100, as the paper's runs)")
+    p.add_argument("--chunks", type=int, default=None,
+                   help="ring buffer pool size R in chunks (default: 100 on 82599 devices, as "
+                        "in the paper's runs; 32 blocks of 1 MiB on afpacket)")
     p.add_argument("--threshold", type=float, default=0.6,
                    help="advanced mode: offload when a capture queue exceeds T x R")
     p.add_argument("--inline", action="store_true",
@@ -122,7 +124,6 @@ class _Publisher:
 
 
 def capture(args):
-    from .dump import open_writer
     from .engine import Engine
     devices = args.device or ["sim:0"]
     if args.count < 0:
@@ -147,8 +148,11 @@ def capture(args):
         except OSError as e:
             raise WirecapError(f"-w {args.write}: {e.strerror}") from None
     try:
+        chunks = args.chunks
+        if chunks is None and not any(d.startswith("afpacket:") for d in devices):
+            chunks = 100
         eng = Engine(devices, queues=args.queues, mode=args.mode, threshold=args.threshold,
-                     segment=args.segment, chunks=args.chunks, threads=not args.inline)
+                     segment=args.segment, chunks=chunks, threads=not args.inline)
         try:
             return _capture(args, eng, filt, source, writer)
         finally:
@@ -163,7 +167,7 @@ def _capture(args, eng, filt, source, writer):
     pub = _Publisher(eng)
     stop = []
     old = signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-    sink = _Sink(writer, args.count, lines=not args.json)     # --json: stdout is the summary
+    sink = _Sink(writer, args.count, args.snaplen, lines=not args.json)     # --json: stdout is the summary
     seen = 0
     eng.start()
     t0 = time.monotonic()
@@ -183,9 +187,9 @@ def _capture(args, eng, filt, source, writer):
                 got = True
                 seen += len(c)
                 mask = _engine.filter_chunk(filt, c) if filt is not None else None
-                _engine.run_callbacks(c, 0, len(c), sink, args.snaplen, mask, sink)
+                sink.take(c, mask)
                 c.release()
-                if sink._break:
+                if sink.full.requested:
                     stop.append(1)
                     break
             now = time.monotonic()
@@ -241,12 +245,24 @@ def _capture(args, eng, filt, source, writer):
 
 
 class _Sink:
-    """The per-packet callback: a file record or a summary line; raises run_callbacks'
-    break flag once ``limit`` packets were taken (0: no limit)."""
+    """The per-packet callback: a file record or a summary line; raises its ``full`` flag
+    once ``limit`` packets were taken (0: no limit)."""
 
-    def __init__(self, writer, limit, lines=True):
-        self.writer, self.limit, self.n, self._break = writer, limit, 0, False
+    def __init__(self, writer, limit, snaplen, lines=True):
+        self.writer, self.limit, self.snaplen, self.n = writer, limit, snaplen, 0
+        self.full = _pcap.Break()
         self._line = sys.stdout.write if lines else None
+
+    def take(self, chunk, mask):
+        if isinstance(self.writer, PcapWriter):     # whole chunks, formatted in C
+            left = self.limit - self.n if self.limit else 0xFFFFFFFF
+            records, n = _pcap.pcap_records(chunk, self.writer.snaplen,
+                                            self.writer.nanosecond, mask, left)
+            self.writer.write_records(records)
+            self.n += n
+            self.full.requested = 0 < self.limit <= self.n
+        else:
+            _pcap.run_callbacks(chunk, 0, len(chunk), self, self.snaplen, mask, self.full)
 
     def __call__(self, hdr, data):
         if self.writer is not None:
@@ -254,7 +270,7 @@ class _Sink:
         elif self._line is not None:
             self._line(_summary_line(hdr, data) + "\n")
         self.n += 1
-        self._break = self.n == self.limit
+        self.full.requested = 0 < self.limit <= self.n
 
 
 def _progress(eng, seen, delivered, elapsed):

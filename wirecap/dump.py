@@ -58,7 +58,20 @@ def read_pcap(path):
     return linktype, records
 
 
-class PcapWriter:
+class _File:
+    """What every writer shares: one open file, closed by close() or a with-block."""
+
+    def close(self):
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class PcapWriter(_File):
     """Write frames to a pcap file, with µs (default, what every reader knows) or ns stamps."""
 
     def __init__(self, path, nanosecond=False, snaplen=65535, linktype=LINKTYPE_ETHERNET):
@@ -79,17 +92,12 @@ class PcapWriter:
                                      len(frame) if orig_len is None else orig_len))
         self._f.write(data)
 
-    def close(self):
-        self._f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    def write_records(self, records: bytes):
+        """Append records already in this file's format (see _pcap.pcap_records)."""
+        self._f.write(records)
 
 
-class PcapngWriter:
+class PcapngWriter(_File):
     """Write frames to a pcapng file: one section, one interface, ns (default) or µs stamps."""
 
     def __init__(self, path, linktype=LINKTYPE_ETHERNET, snaplen=65535, tsresol_ns=True,
@@ -114,15 +122,6 @@ class PcapngWriter:
         self._f.write(_block(6, self._epb.pack(0, ts >> 32, ts & 0xFFFFFFFF, len(data),
                                                len(frame) if orig_len is None else orig_len)
                              + data + _pad(len(data))))
-
-    def close(self):
-        self._f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 _END_OF_OPTIONS = struct.pack("<HH", 0, 0)

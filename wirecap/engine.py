@@ -20,24 +20,31 @@ from ._pmd import Nic
 from .errors import WirecapError
 
 MODES = ("basic", "advanced")
+AFPACKET = "afpacket:"          # the device prefix that opens wirecap.afpacket, not a Nic
 
 
 class Engine:
     """Capture from ``queues`` receive queues of each device.
 
-    devices    a name or a list: "sim:0", "pci:0000:03:00.0" (all in one DMA domain)
-    queues     receive queues per device (RSS spreads flows over them)
+    devices    a name or a list: "sim:0", "pci:0000:03:00.0" (all in one DMA domain), or
+               "afpacket:IFACE" (any Linux interface, through TPACKET_V3 rings)
+    queues     receive queues per device (RSS spreads flows over them; on afpacket, a
+               packet fanout group)
     mode       "basic": each queue's chunks to its own capture queue; "advanced": a queue
                whose capture queue is longer than threshold x R offloads to the least-loaded
                buddy (all queues of the engine are buddies)
     segment, chunks, ndesc, bufsize, flush_us   the receive queue geometry (see RxQueue)
+    block_size, fanout   afpacket only: ring block bytes (R = chunks blocks, default 32 of
+               1 MiB) and the fanout mode ("hash", "lb", "cpu", "rollover", "rnd", "qm")
     threads    a capture thread per queue (True) or capture in the reading thread (False)
     cpus       optional list of CPU sets, one per queue, to pin capture threads
+    rss_key    the 40-byte Toeplitz key for 82599 devices (default: the datasheet's example)
     """
 
     def __init__(self, devices="sim:0", queues=1, mode="basic", threshold=0.6, segment=256,
                  chunks=None, ndesc=1024, bufsize=2048, flush_us=1000, threads=True, cpus=None,
-                 promiscuous=True, counter_interval=1.0):
+                 promiscuous=True, counter_interval=1.0, block_size=None, fanout="hash",
+                 rss_key=None):
         if mode not in MODES:
             raise WirecapError(f"mode {mode!r}: choose 'basic' or 'advanced'")
         if not 0 < threshold <= 1:
@@ -57,13 +64,20 @@ class Engine:
         self.domain = None
         try:
             for name in names:
-                nic = Nic(name, domain=self.domain, promiscuous=promiscuous)
-                self.domain = nic.domain
+                if name.startswith(AFPACKET):
+                    from .afpacket import AfPacket
+                    nic = AfPacket(name, promiscuous=promiscuous, fanout=fanout)
+                    geometry = dict(chunks=chunks, block_size=block_size, flush_us=flush_us)
+                else:
+                    nic = Nic(name, domain=self.domain, promiscuous=promiscuous,
+                              **({} if rss_key is None else {"rss_key": rss_key}))
+                    self.domain = nic.domain
+                    geometry = dict(ndesc=ndesc, segment=segment, chunks=chunks,
+                                    bufsize=bufsize, flush_us=flush_us)
                 self.nics.append(nic)
                 nic.set_rss(queues)
                 for q in range(queues):
-                    rxq = nic.rx_queue(q, ndesc=ndesc, segment=segment, chunks=chunks,
-                                       bufsize=bufsize, flush_us=flush_us)
+                    rxq = nic.rx_queue(q, **geometry)
                     self.workers.append(_engine.Worker(len(self.workers), rxq))
         except BaseException:
             self._close_nics()
@@ -168,6 +182,23 @@ class Engine:
         """Iterate over captured chunks of ``queue``; stops after ``timeout`` idle seconds."""
         while (c := self.next_chunk(queue, timeout)) is not None:
             yield c
+
+    def tx_queue(self, device=0, queue=0, ndesc=1024):
+        """A transmit queue of ``device`` (index or name) for forwarding: ``forward(chunk, i)``
+        sends captured packet i, possibly modified in place, zero copy (the chunk goes back to
+        its pool once released and sent); ``send(frame)`` sends a copy. Every device of an
+        engine shares one DMA domain, so any port can send any queue's packets."""
+        nic = self._nic(device)
+        if not hasattr(nic, "tx_queue"):
+            raise WirecapError(f"{nic.name} has no transmit queues in wirecap")
+        return nic.tx_queue(queue, ndesc=ndesc)
+
+    def _nic(self, device):
+        for i, nic in enumerate(self.nics):
+            if device in (i, nic.name):
+                return nic
+        raise WirecapError(f"device {device!r}: this engine has "
+                           f"{', '.join(n.name for n in self.nics)} (or their indexes)")
 
     def handle(self, queue=0, **kw):
         """A pcap-style handle (wirecap.pcap.Handle) on ``queue``."""

@@ -5,7 +5,7 @@
     p.setfilter("udp and port 5001")
     p.loop(1000, lambda hdr, data: print(hdr.getlen(), bytes(data[:14]).hex()))
 
-Callbacks get a Header (getts(), getcaplen(), getlen()) and a zero-copy memoryview of the
+Callbacks get a Header (getts(), getcaplen(), getlen()) and a zero-copy Packet view of the
 packet that is valid during the call only; next() and iteration return copies.
 """
 from __future__ import annotations
@@ -13,13 +13,14 @@ from __future__ import annotations
 import select
 import time
 
-from . import _engine
+from . import _engine, _pcap
 from .dump import PcapWriter
 from .engine import Engine
 from .errors import WirecapError
 
 DLT_EN10MB = 1
-Header = _engine.Header
+Header = _pcap.Header
+Packet = _pcap.Packet
 
 
 class PcapStats(tuple):
@@ -51,7 +52,7 @@ class Handle:
         self._filter = None
         self._mask = None
         self._chunk, self._pos = None, 0
-        self._break = False
+        self._brk = _pcap.Break()
         self.recv = 0                   # packets seen by this handle (before the filter)
         self.delivered = 0              # packets handed to the application
 
@@ -59,9 +60,14 @@ class Handle:
     def setfilter(self, expression):
         """Compile ``expression`` with libpcap; on error raise and keep the old filter (and
         every packet waiting): nothing is lost by a bad filter."""
-        from ._bpf import Filter
+        from ._bpf import Filter, kernel_program
         new = Filter(expression, linktype=DLT_EN10MB, snaplen=self._snaplen) \
             if expression else None
+        rxq = self._worker.rxq
+        if hasattr(rxq, "set_filter"):
+            # AF_PACKET: the kernel drops what fails before it takes ring space; the filter
+            # still runs here for what the ring already holds and for buddies' chunks
+            rxq.set_filter(kernel_program(expression) if expression else None)
         self._filter = new
         if self._chunk is not None:
             self._mask = self._compute_mask(self._chunk)
@@ -85,7 +91,7 @@ class Handle:
     getfd = fileno
 
     def breakloop(self):
-        self._break = True
+        self._brk.requested = True
 
     # ------------------------------------------------------------------ reading
     def _next_chunk(self, wait):
@@ -111,20 +117,20 @@ class Handle:
     def dispatch(self, cnt, callback):
         """Process packets from one captured chunk (at most ``cnt``; -1 or 0: all of it),
         waiting up to the read timeout for it unless non-blocking. Returns how many."""
-        self._break = False
+        self._brk.requested = False
         if not self._next_chunk(True):
             return 0
         end = len(self._chunk) if cnt <= 0 else min(len(self._chunk), self._pos + cnt)
-        self._pos, n = _engine.run_callbacks(self._chunk, self._pos, end, callback,
-                                             self._snaplen, self._mask, self)
+        self._pos, n = _pcap.run_callbacks(self._chunk, self._pos, end, callback,
+                                             self._snaplen, self._mask, self._brk)
         self.delivered += n
         return n
 
     def loop(self, cnt, callback):
         """Call ``callback`` for ``cnt`` packets (<= 0: until breakloop()). Returns how many."""
-        self._break = False
+        self._brk.requested = False
         done = 0
-        while (cnt <= 0 or done < cnt) and not self._break:
+        while (cnt <= 0 or done < cnt) and not self._brk.requested:
             if not self._next_chunk(True):
                 if self._nonblock:
                     break
@@ -132,8 +138,8 @@ class Handle:
             end = len(self._chunk)
             if cnt > 0:
                 end = min(end, self._pos + cnt - done)
-            self._pos, n = _engine.run_callbacks(self._chunk, self._pos, end, callback,
-                                                 self._snaplen, self._mask, self)
+            self._pos, n = _pcap.run_callbacks(self._chunk, self._pos, end, callback,
+                                                 self._snaplen, self._mask, self._brk)
             done += n
         self.delivered += done
         return done
@@ -163,7 +169,7 @@ class Handle:
     # ------------------------------------------------------------------ files and stats
     def dump_open(self, path, nanosecond=False):
         """A dumper: dump(header, data) appends to a pcap file (µs, or ns timestamps)."""
-        return Dumper(path, self._snaplen, nanosecond)
+        return Dumper(path, nanosecond=nanosecond, snaplen=self._snaplen)
 
     def stats(self):
         """(recv, drop, ifdrop): packets seen, dropped for lack of buffers (the NIC counted
@@ -189,12 +195,8 @@ class Handle:
         self.close()
 
 
-class Dumper:
-    def __init__(self, path, snaplen, nanosecond):
-        self._w = PcapWriter(path, nanosecond=nanosecond, snaplen=snaplen)
+class Dumper(PcapWriter):
+    """pcapy's dumper: dump(header, data) appends one packet."""
 
     def dump(self, header, data):
-        self._w.write(header.ts_ns, data, header.getlen())
-
-    def close(self):
-        self._w.close()
+        self.write(header.ts_ns, data, header.len)

@@ -31,6 +31,29 @@ def add_commands(sub):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_run_pmd)
 
+    a = which.add_parser("afpacket", help="AF_PACKET capture vs tcpdump and pcapy-ng: CPU per "
+                                          "packet, loss in bursts (veth + tcpreplay; root)")
+    from . import afpacket
+    afpacket.add_arguments(a)
+    a.set_defaults(func=_run_afpacket)
+
+    a = which.add_parser("api", help="packets/s delivered to Python: loop, chunk iterator, "
+                                     "and pcapy-ng's loop as the reference")
+    a.add_argument("--rounds", type=int, default=100, help="staged batches per repeat")
+    a.add_argument("--repeats", type=int, default=5)
+    a.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    a.set_defaults(func=_run_api)
+
+
+def _run_api(args):
+    from . import api
+    api.run(args)
+
+
+def _run_afpacket(args):
+    from . import afpacket
+    afpacket.run(args)
+
 
 def _run_pmd(args):
     from . import pmd

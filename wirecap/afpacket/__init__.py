@@ -1,0 +1,236 @@
+"""``afpacket:IFACE``: WireCAP's engine on any Linux interface, through TPACKET_V3 rings.
+
+Each receive queue is an AF_PACKET socket with its own TPACKET_V3 ring, used as the queue's
+ring buffer pool: one ring block is one chunk, R blocks, the block retire timeout is the flush
+timeout and giving a block back to the kernel is recycle. Several queues share the
+interface's traffic through a fanout group (hash by default). The device offers what the
+engine asks of a Nic: rx_queue(), set_rss(), start(), counters(), queue_counters(), close().
+
+    with Engine("afpacket:eth0", queues=4, mode="advanced") as eng: ...
+    p = wirecap.pcap.open_live("afpacket:eth0"); p.setfilter("udp")   # also in the kernel
+"""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+
+from .._bpf import kernel_program
+from ..errors import WirecapError
+from . import _ring
+from ._ring import AfRxQueue, AfTxQueue
+
+PREFIX = "afpacket:"
+BLOCK_SIZE = 1 << 20            # 1 MiB blocks ...
+BLOCKS = 32                     # ... 32 of them: a 32 MiB ring per queue (libpcap's: 2 MiB)
+FANOUT_MODES = tuple(_ring.FANOUT)
+MAX_QUEUES = 256                # PACKET_FANOUT_MAX: members of one fanout group
+
+
+def _permission_error(name):
+    return WirecapError(f"{name}: opening an AF_PACKET socket needs CAP_NET_RAW: run as root, "
+                        f"or give the interpreter the capability (`sudo setcap "
+                        f"cap_net_raw,cap_net_admin=eip $(readlink -f $(which python3))`)")
+
+
+class AfPacket:
+    """An interface captured through AF_PACKET (TPACKET_V3).
+
+    promiscuous  receive frames for other MACs too (PACKET_ADD_MEMBERSHIP, undone on close)
+    fanout       how the kernel spreads packets over the queues: "hash" (flows stay on one
+                 queue; fragments reassembled first), "lb" (round robin), "cpu" (the CPU that
+                 received it), "rollover" (fill one queue, then the next), "rnd", "qm" (the
+                 NIC's receive queue)
+    outgoing     capture the interface's outgoing frames too, as tcpdump does
+    """
+
+    def __init__(self, name, promiscuous=True, fanout="hash", outgoing=True):
+        if not name.startswith(PREFIX) or not name[len(PREFIX):]:
+            raise WirecapError(f"device {name!r}: name an interface as afpacket:IFACE, "
+                               f"e.g. afpacket:eth0 (`ip link` lists them)")
+        if fanout not in _ring.FANOUT:
+            raise WirecapError(f"fanout {fanout!r}: choose one of {', '.join(FANOUT_MODES)}")
+        self.name, self.iface = name, name[len(PREFIX):]
+        self.domain = None              # no DMA domain: the kernel owns the rings
+        self.promiscuous, self.fanout, self.outgoing = promiscuous, fanout, outgoing
+        self._nqueues = 1
+        self._queues, self._tx = [], []
+        self._group = -1
+        self._totals = {}
+        self._lock = threading.Lock()   # the counter thread and stats() both read counters
+        try:
+            self.ifindex = socket.if_nametoindex(self.iface)
+        except OSError:
+            raise WirecapError(f"{name}: no interface {self.iface!r} in this network "
+                               f"namespace (`ip link` lists them)") from None
+        self._check_up()
+        os.close(self._socket())        # fails early and clearly without CAP_NET_RAW
+
+    def _socket(self):
+        try:
+            return _ring.open_socket()
+        except OSError as e:
+            if e.errno in (errno.EPERM, errno.EACCES):
+                raise _permission_error(self.name) from None
+            raise WirecapError(f"{self.name}: {e.strerror}") from None
+
+    def _mtu(self):
+        try:
+            with open(f"/sys/class/net/{self.iface}/mtu") as f:
+                return int(f.read())
+        except OSError:
+            return 0                    # sysfs of another namespace: not checked
+
+    def _check_up(self):
+        try:
+            with open(f"/sys/class/net/{self.iface}/flags") as f:
+                flags = int(f.read(), 16)
+        except OSError:
+            return                      # sysfs of another namespace: the kernel will tell
+        if not flags & 0x1:             # IFF_UP
+            raise WirecapError(f"{self.name}: interface {self.iface} is down; bring it up "
+                               f"(`ip link set {self.iface} up`)")
+
+    # ------------------------------------------------------------------ configuration
+    def set_rss(self, queues):
+        """Spread packets over ``queues`` receive queues (a fanout group when more than 1)."""
+        if not 1 <= queues <= MAX_QUEUES:
+            raise WirecapError(f"{queues} queues: a fanout group takes 1 to {MAX_QUEUES}")
+        if self._queues:
+            raise WirecapError("set_rss() before the first rx_queue()")
+        self._nqueues = queues
+
+    def rx_queue(self, index=0, chunks=None, block_size=None, flush_us=1000):
+        """Receive queue ``index``: a ring of ``chunks`` blocks (default 32) of ``block_size``
+        bytes (default 1 MiB, a multiple of the page size); a block that has packets is
+        handed over after ``flush_us`` (rounded up to ms; None: the kernel's default).
+        Queues beyond set_rss()'s count stay out of the fanout group: each sees every packet."""
+        R = BLOCKS if chunks is None else chunks
+        B = BLOCK_SIZE if block_size is None else block_size
+        self._check_geometry(R, B, flush_us)
+        if any(q.index == index for q in self._queues):
+            raise WirecapError(f"{self.name} receive queue {index} is already set up")
+        tov = 0 if flush_us is None else max(1, -(-int(flush_us) // 1000))
+        fd = self._socket()
+        try:
+            q = AfRxQueue(self, index, fd, B, R, tov)
+        except OSError as e:
+            os.close(fd)
+            raise self._ring_error(e, R, B) from None
+        try:
+            _ring.bind_socket(q.fd, self.ifindex, True)
+            if not self.outgoing:
+                _ring.ignore_outgoing(q.fd)
+            if self._nqueues > 1:
+                self._group = _ring.join_fanout(q.fd, self._group, _ring.FANOUT[self.fanout])
+            if self.promiscuous and not self._queues:
+                _ring.set_promiscuous(q.fd, self.ifindex)
+        except OSError as e:
+            q.close()
+            if e.errno == errno.ENETDOWN:
+                self._check_up()
+            raise WirecapError(f"{self.name}: {e.strerror}") from None
+        self._queues.append(q)
+        return q
+
+    def _check_geometry(self, R, B, flush_us):
+        page = _ring.PAGE_SIZE
+        if not isinstance(B, int) or B <= 0 or B % page:
+            raise WirecapError(f"{self.name}: block_size={B}: the kernel takes ring blocks of a "
+                               f"whole number of pages ({page} bytes), e.g. {1 << 20}")
+        if B > _ring.MAX_BLOCK:
+            raise WirecapError(f"{self.name}: block_size={B}: the kernel takes blocks below "
+                               f"2 GiB (tp_block_size is checked as a signed int)")
+        mtu = self._mtu()
+        if mtu and B - _ring.BLOCK_HEADER < _ring.slot(mtu + 14):
+            raise WirecapError(f"{self.name}: block_size={B}: a block must hold a whole frame of "
+                               f"the interface's MTU ({mtu} + 14 bytes take "
+                               f"{_ring.slot(mtu + 14) + _ring.BLOCK_HEADER} with headers); "
+                               f"the kernel would cut longer frames short")
+        if not isinstance(R, int) or R < 1 or R * B >= 1 << 40:
+            raise WirecapError(f"{self.name}: chunks={R}: give at least one block, and a ring "
+                               f"(chunks x block_size) the machine's memory holds")
+        if flush_us is not None and not 0 <= flush_us < (1 << 32) * 1000:
+            raise WirecapError(f"{self.name}: flush_us={flush_us}: the retire timeout is a "
+                               f"non-negative number of ms below 2^32 (or None)")
+
+    def _ring_error(self, e, R, B):
+        if e.errno == errno.ENOMEM:
+            return WirecapError(f"{self.name}: the kernel could not allocate a ring of {R} blocks "
+                                f"of {B} bytes ({R * B >> 20} MiB): give fewer or smaller blocks")
+        if e.errno == errno.EINVAL:
+            return WirecapError(f"{self.name}: the kernel refused a TPACKET_V3 ring of {R} blocks "
+                                f"of {B} bytes ({e.strerror}): blocks must be a multiple of the "
+                                f"page size ({_ring.PAGE_SIZE}) and below 2 GiB, and hold the "
+                                f"block header")
+        if e.errno in (errno.EPERM, errno.EACCES):
+            return _permission_error(self.name)
+        return WirecapError(f"{self.name}: {e.strerror}")
+
+    def tx_queue(self, index=0, ndesc=None):
+        """A transmit queue: send() and forward() through a socket bound to the interface.
+        ``ndesc`` is accepted as Nic.tx_queue takes it; the socket has no ring to size."""
+        fd = self._socket()
+        try:
+            _ring.bind_socket(fd, self.ifindex, False)
+        except OSError as e:
+            os.close(fd)
+            raise WirecapError(f"{self.name}: {e.strerror}") from None
+        q = AfTxQueue(self, index, fd)
+        self._tx.append((q, fd))
+        return q
+
+    def set_filter(self, expression, queue=None):
+        """Compile ``expression`` with libpcap and let the kernel run it on every queue (or on
+        ``queue``) before packets enter the rings; None or "" accepts everything."""
+        program = kernel_program(expression) if expression else None
+        for q in self._queues:
+            if queue is None or q.index == queue:
+                q.set_filter(program)
+
+    def start(self, link_timeout=None):
+        """Let packets in (every queue has joined the fanout group by now)."""
+        self._check_up()
+        for q in self._queues:
+            q.start()
+
+    # ------------------------------------------------------------------ counters
+    def counters(self, reset=False):
+        """The kernel's per-socket statistics (PACKET_STATISTICS, clear on read) accumulated
+        into totals: packets{q} (accepted by the filter, dropped ones included), drops{q}
+        (ring full), freezes{q} (times the ring filled up), and their sums."""
+        with self._lock:
+            if reset:
+                self._totals = {}
+            for q in self._queues:
+                if q.fd < 0:
+                    continue
+                got = _ring.read_stats(q.fd)
+                if reset:
+                    continue
+                for key, v in zip(("packets", "drops", "freezes"), got):
+                    self._totals[f"{key}{q.index}"] = self._totals.get(f"{key}{q.index}", 0) + v
+                    self._totals[key] = self._totals.get(key, 0) + v
+            return dict(self._totals)
+
+    def queue_counters(self, q, totals=None):
+        totals = self.counters() if totals is None else totals
+        drops = totals.get(f"drops{q}", 0)
+        return {"nic_delivered": totals.get(f"packets{q}", 0) - drops, "nic_dropped": drops}
+
+    def close(self):
+        for q in self._queues:
+            q.close()
+        for _, fd in self._tx:
+            os.close(fd)
+        self._queues, self._tx = [], []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<AfPacket {self.name} queues={len(self._queues)} fanout={self.fanout}>"

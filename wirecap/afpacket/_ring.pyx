@@ -1,0 +1,498 @@
+"""TPACKET_V3 receive rings as WireCAP ring buffer pools, and the transmit socket.
+
+One ring per receive queue; one ring block is one chunk. The kernel fills a block, retires it
+when it is full or after the retire timeout (the flush timeout) and hands it to user space by
+setting TP_STATUS_USER in the block header: ``capture`` walks that block's packets into the
+per-packet metadata and delivers the whole block by reference. ``recycle_token`` checks the
+handle and gives the block back by writing TP_STATUS_KERNEL.
+
+Blocks may come back in any order. The kernel fills blocks strictly in ring order and only
+ever looks at the one block it wants next: if the application still holds it, the kernel
+freezes the ring and drops (counted in tp_drops) until exactly that block comes back. So a
+block released early simply waits, already free, for the kernel's turn; nothing has to be
+deferred on our side.
+
+Struct layouts and constants come from <linux/if_packet.h>, never written by hand.
+"""
+import mmap as _mmap
+import os
+
+import numpy as np
+cimport numpy as cnp
+from libc.errno cimport errno, ENOENT
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+from posix.unistd cimport close
+
+from wirecap._pmd cimport RxRing, Chunk, Delivery, new_pool_id
+from wirecap.errors import WirecapError
+
+cnp.import_array()
+
+cdef extern from "<sys/socket.h>" nogil:
+    int AF_PACKET, SOCK_RAW, SOL_SOCKET, SO_ATTACH_FILTER, SO_DETACH_FILTER, SOL_PACKET
+    int MSG_DONTWAIT
+    ctypedef unsigned int socklen_t
+    struct sockaddr:
+        pass
+    int socket(int domain, int type, int protocol)
+    int bind(int fd, const sockaddr* addr, socklen_t len)
+    int setsockopt(int fd, int level, int name, const void* val, socklen_t len)
+    int getsockopt(int fd, int level, int name, void* val, socklen_t* len)
+    ssize_t send(int fd, const void* buf, size_t n, int flags)
+
+cdef extern from "<arpa/inet.h>" nogil:
+    uint16_t htons(uint16_t)
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd* fds, unsigned long nfds, int timeout)
+    short POLLIN
+
+cdef extern from "<linux/if_ether.h>":
+    int ETH_P_ALL
+
+cdef extern from "<linux/filter.h>":
+    struct sock_filter:
+        uint16_t code
+        uint8_t jt
+        uint8_t jf
+        uint32_t k
+    struct sock_fprog:
+        unsigned short len
+        sock_filter* filter
+    int BPF_RET, BPF_K
+
+cdef extern from "<linux/if_packet.h>":
+    struct sockaddr_ll:
+        unsigned short sll_family
+        uint16_t sll_protocol
+        int sll_ifindex
+    struct packet_mreq:
+        int mr_ifindex
+        unsigned short mr_type
+        unsigned short mr_alen
+    struct tpacket_req3:
+        unsigned int tp_block_size
+        unsigned int tp_block_nr
+        unsigned int tp_frame_size
+        unsigned int tp_frame_nr
+        unsigned int tp_retire_blk_tov
+        unsigned int tp_sizeof_priv
+        unsigned int tp_feature_req_word
+    struct tpacket_stats_v3:
+        unsigned int tp_packets
+        unsigned int tp_drops
+        unsigned int tp_freeze_q_cnt
+    struct tpacket_hdr_v1:
+        uint32_t block_status
+        uint32_t num_pkts
+        uint32_t offset_to_first_pkt
+    union tpacket_bd_header_u:
+        tpacket_hdr_v1 bh1
+    struct tpacket_block_desc:
+        tpacket_bd_header_u hdr
+    struct tpacket_hdr_variant1:
+        uint32_t tp_rxhash
+    struct tpacket3_hdr:
+        uint32_t tp_next_offset
+        uint32_t tp_sec
+        uint32_t tp_nsec
+        uint32_t tp_snaplen
+        uint32_t tp_len
+        uint32_t tp_status
+        uint16_t tp_mac
+        tpacket_hdr_variant1 hv1
+    int PACKET_VERSION, TPACKET_V3, PACKET_RX_RING, PACKET_STATISTICS, PACKET_FANOUT
+    int PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC, PACKET_IGNORE_OUTGOING
+    int PACKET_FANOUT_HASH, PACKET_FANOUT_LB, PACKET_FANOUT_CPU, PACKET_FANOUT_ROLLOVER
+    int PACKET_FANOUT_RND, PACKET_FANOUT_QM, PACKET_FANOUT_FLAG_DEFRAG
+    int PACKET_FANOUT_FLAG_UNIQUEID
+    int TP_STATUS_KERNEL, TP_STATUS_USER, TP_STATUS_BLK_TMO, TP_FT_REQ_FILL_RXHASH
+    int TPACKET3_HDRLEN, TPACKET_ALIGNMENT
+    size_t TPACKET_ALIGN(size_t)
+
+cdef extern from *:
+    """
+    static inline unsigned int wc_af_ld32(const volatile void* p) {
+        return __atomic_load_n((const volatile unsigned int*)p, __ATOMIC_ACQUIRE);
+    }
+    static inline void wc_af_st32(volatile void* p, unsigned int v) {
+        __atomic_store_n((volatile unsigned int*)p, v, __ATOMIC_RELEASE);
+    }
+    """
+    uint32_t ld32 "wc_af_ld32"(const void* p) nogil
+    void st32 "wc_af_st32"(void* p, uint32_t v) nogil
+
+FANOUT = {"hash": PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG, "lb": PACKET_FANOUT_LB,
+          "cpu": PACKET_FANOUT_CPU, "rollover": PACKET_FANOUT_ROLLOVER,
+          "rnd": PACKET_FANOUT_RND, "qm": PACKET_FANOUT_QM}
+PAGE_SIZE = _mmap.PAGESIZE
+# the smallest room a packet takes in a block: its header, the sockaddr_ll and the MAC header
+# padding the kernel reserves (tpacket_rcv: netoff = TPACKET_ALIGN(hdrlen + max(maclen, 16)))
+MIN_SLOT = TPACKET_ALIGN(TPACKET3_HDRLEN + 16)
+BLOCK_HEADER = TPACKET_ALIGN(sizeof(tpacket_block_desc))
+# the largest block a signed int holds: the kernel refuses tp_block_size <= 0 as an int
+MAX_BLOCK = (1 << 31) - PAGE_SIZE
+
+
+def slot(uint32_t frame_len):
+    """Bytes a frame of ``frame_len`` (MAC header included, Ethernet) takes in a block."""
+    cdef size_t netoff = TPACKET_ALIGN(TPACKET3_HDRLEN + 16)
+    return TPACKET_ALIGN(netoff - 14 + frame_len)
+
+
+def _os_error(what, int err):
+    return OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def open_socket():
+    """An AF_PACKET socket that receives nothing yet (protocol 0 until bind)."""
+    cdef int fd = socket(AF_PACKET, SOCK_RAW, 0)
+    if fd < 0:
+        raise _os_error("socket(AF_PACKET)", errno)
+    return fd
+
+
+def bind_socket(int fd, int ifindex, bint receive):
+    cdef sockaddr_ll sll
+    memset(&sll, 0, sizeof(sll))
+    sll.sll_family = AF_PACKET
+    sll.sll_protocol = htons(ETH_P_ALL) if receive else 0
+    sll.sll_ifindex = ifindex
+    if bind(fd, <sockaddr*>&sll, sizeof(sll)) < 0:
+        raise _os_error(f"bind to interface {ifindex}", errno)
+
+
+def set_promiscuous(int fd, int ifindex):
+    """Promiscuous while this socket lives (the kernel counts memberships per socket)."""
+    cdef packet_mreq mr
+    memset(&mr, 0, sizeof(mr))
+    mr.mr_ifindex, mr.mr_type = ifindex, PACKET_MR_PROMISC
+    if setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0:
+        raise _os_error("PACKET_ADD_MEMBERSHIP promiscuous", errno)
+
+
+def attach_filter(int fd, program):
+    """SO_ATTACH_FILTER with ``struct sock_filter[]`` bytes; None detaches."""
+    cdef sock_fprog prog
+    cdef const uint8_t[::1] code
+    cdef int unused = 0                 # the kernel wants an int-sized option even here
+    if program is None:
+        if setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused)) < 0 and \
+                errno != ENOENT:
+            raise _os_error("SO_DETACH_FILTER", errno)   # ENOENT: none was attached
+        return
+    code = program
+    prog.len = code.shape[0] // sizeof(sock_filter)
+    prog.filter = <sock_filter*>&code[0]
+    if setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0:
+        raise _os_error("SO_ATTACH_FILTER", errno)
+
+
+def _drop_all():
+    # `ret #0`: the socket accepts nothing (used until every fanout member has joined)
+    cdef sock_filter insn
+    insn.code, insn.jt, insn.jf, insn.k = BPF_RET | BPF_K, 0, 0, 0
+    return bytes((<uint8_t*>&insn)[:sizeof(insn)])
+
+
+DROP_ALL = _drop_all()
+
+
+def read_stats(int fd):
+    """(packets, drops, freezes) since the last call: PACKET_STATISTICS clears on read."""
+    cdef tpacket_stats_v3 st
+    cdef socklen_t n = sizeof(st)
+    if getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &n) < 0:
+        raise _os_error("PACKET_STATISTICS", errno)
+    return st.tp_packets, st.tp_drops, st.tp_freeze_q_cnt
+
+
+def join_fanout(int fd, int group, int mode):
+    """Join fanout ``group`` (-1: a new group with an id the kernel picks); the group id."""
+    cdef int arg, got
+    cdef socklen_t n = sizeof(got)
+    arg = (mode << 16) if group < 0 else (group | (mode << 16))
+    if group < 0:
+        arg |= PACKET_FANOUT_FLAG_UNIQUEID << 16
+    if setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) < 0:
+        raise _os_error("PACKET_FANOUT", errno)
+    if getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &got, &n) < 0:
+        raise _os_error("PACKET_FANOUT (read back)", errno)
+    return got & 0xFFFF
+
+
+def ignore_outgoing(int fd):
+    cdef int one = 1
+    if setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0:
+        raise _os_error("PACKET_IGNORE_OUTGOING", errno)
+
+
+cdef class AfRxQueue(RxRing):
+    """One TPACKET_V3 receive ring: R blocks (chunks) of ``block_size`` bytes.
+
+    ``segment`` is the metadata capacity of a block: how many of the smallest packets fit.
+    A new queue accepts nothing (a drop-all filter) until ``start()``.
+    """
+    cdef readonly int fd
+    cdef readonly uint32_t block_size, tov_ms
+    cdef uint8_t* ring
+    cdef object _map
+    cdef uint32_t cur
+    cdef uint32_t* gen
+    cdef uint8_t* held
+    cdef readonly uint32_t nheld
+    cdef bint sock_was_ready
+    cdef readonly bint started
+    cdef object _program
+    cdef readonly uint64_t packets, bytes, deliveries, flushes, recycled, refused
+    cdef readonly uint64_t pool_empty_events
+
+    def __init__(self, device, int index, int fd, uint32_t block_size, uint32_t chunks,
+                 uint32_t tov_ms):
+        cdef tpacket_req3 req
+        cdef int version = TPACKET_V3
+        self.fd = -1
+        self.device, self.index, self.block_size, self.chunks = device, index, block_size, chunks
+        self.tov_ms = tov_ms
+        if setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) < 0:
+            raise _os_error("PACKET_VERSION TPACKET_V3", errno)
+        attach_filter(fd, DROP_ALL)
+        memset(&req, 0, sizeof(req))
+        # V3 ignores frames; the kernel still checks frames_per_block * block_nr == frame_nr
+        req.tp_block_size, req.tp_block_nr = block_size, chunks
+        req.tp_frame_size, req.tp_frame_nr = block_size, chunks
+        req.tp_retire_blk_tov = tov_ms
+        req.tp_feature_req_word = TP_FT_REQ_FILL_RXHASH
+        if setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0:
+            raise _os_error("PACKET_RX_RING", errno)
+        self._map = _mmap.mmap(fd, <size_t>block_size * chunks, _mmap.MAP_SHARED,
+                               _mmap.PROT_READ | _mmap.PROT_WRITE)
+        self.fd = fd
+        self.pool_array = np.frombuffer(self._map, dtype=np.uint8)
+        self.pool = self.ring = <uint8_t*>cnp.PyArray_DATA(self.pool_array)
+        self.segment = (block_size - BLOCK_HEADER) // MIN_SLOT
+        self.max_deliveries = chunks            # a block is delivered whole, once
+        self.pool_id = new_pool_id()
+        n = <size_t>chunks * self.segment
+        arrays = dict(ts=np.zeros(n, np.uint64), rss=np.zeros(n, np.uint32),
+                      offset=np.zeros(n, np.uint64), status=np.zeros(n, np.uint32),
+                      info=np.zeros(n, np.uint32), length=np.zeros(n, np.uint16))
+        self._arrays = arrays
+        self.ts = <uint64_t*>cnp.PyArray_DATA(arrays["ts"])
+        self.rss = <uint32_t*>cnp.PyArray_DATA(arrays["rss"])
+        self.offset = <uint64_t*>cnp.PyArray_DATA(arrays["offset"])
+        self.status = <uint32_t*>cnp.PyArray_DATA(arrays["status"])
+        self.info = <uint32_t*>cnp.PyArray_DATA(arrays["info"])
+        self.length = <uint16_t*>cnp.PyArray_DATA(arrays["length"])
+        self.gen = <uint32_t*>calloc(chunks, sizeof(uint32_t))
+        self.held = <uint8_t*>calloc(chunks, sizeof(uint8_t))
+        if self.gen == NULL or self.held == NULL:
+            raise MemoryError("block table")
+
+    def __dealloc__(self):
+        free(self.gen)
+        free(self.held)
+        if self.fd >= 0:
+            close(self.fd)
+
+    # ------------------------------------------------------------------ the fast path
+    cdef int capture(self, Delivery* out, int64_t now) noexcept nogil:
+        """1 with ``out`` filled if the kernel has retired the next block, else 0."""
+        cdef uint32_t b = self.cur, i, n, off
+        cdef size_t base, k
+        cdef tpacket_block_desc* bd
+        cdef tpacket3_hdr* h
+        cdef uint32_t st
+        cdef uint64_t nbytes = 0
+        if self.ring == NULL or self.held[b]:   # closed, or the application still has it
+            return 0
+        base = <size_t>b * self.block_size
+        bd = <tpacket_block_desc*>(self.ring + base)
+        st = ld32(&bd.hdr.bh1.block_status)
+        if not st & TP_STATUS_USER:
+            return 0
+        n = bd.hdr.bh1.num_pkts
+        if n > self.segment:                # cannot happen: segment counts the smallest slots
+            n = self.segment
+        off = bd.hdr.bh1.offset_to_first_pkt
+        k = <size_t>b * self.segment
+        for i in range(n):
+            h = <tpacket3_hdr*>(self.ring + base + off)
+            self.offset[k + i] = base + off + h.tp_mac
+            self.length[k + i] = h.tp_snaplen if h.tp_snaplen < 0xFFFF else 0xFFFF
+            self.info[k + i] = h.tp_len     # length on the wire
+            self.status[k + i] = h.tp_status
+            self.rss[k + i] = h.hv1.tp_rxhash
+            self.ts[k + i] = <uint64_t>h.tp_sec * 1000000000 + h.tp_nsec
+            nbytes += h.tp_snaplen
+            off += h.tp_next_offset
+        self.cur = b + 1 if b + 1 < self.chunks else 0
+        self.gen[b] += 1
+        self.held[b] = 1
+        self.nheld += 1
+        if self.nheld == self.chunks:       # the kernel has no block left: it drops
+            self.pool_empty_events += 1
+        if st & TP_STATUS_BLK_TMO:
+            self.flushes += 1
+        self.packets += n
+        self.bytes += nbytes
+        self.deliveries += 1
+        out.token = (<uint64_t>self.pool_id << 48) | (<uint64_t>b << 16) | (self.gen[b] & 0xFFFF)
+        out.chunk, out.first, out.count = b, 0, n
+        return 1
+
+    cdef int recycle_token(self, uint64_t token) noexcept nogil:
+        """0, or why the handle is refused (the codes of RxRing.recycle)."""
+        cdef uint64_t b = (token >> 16) & 0xFFFFFFFFU
+        if (token >> 48) != self.pool_id:
+            self.refused += 1
+            return -1
+        if b >= self.chunks or self.ring == NULL:
+            self.refused += 1
+            return -2
+        if (self.gen[b] & 0xFFFF) != (token & 0xFFFF):
+            self.refused += 1
+            return -3
+        if not self.held[b]:
+            self.refused += 1
+            return -4
+        self.held[b] = 0
+        self.nheld -= 1
+        self.recycled += 1
+        st32(&(<tpacket_block_desc*>(self.ring + b * self.block_size)).hdr.bh1.block_status,
+             TP_STATUS_KERNEL)
+        return 0
+
+    cdef void idle(self, int wake_fd) noexcept nogil:
+        # sleep in poll() until the kernel retires a block or a recycle arrives. While the
+        # application holds the block behind the kernel's, the socket polls readable with
+        # nothing new: after such a wake-up, wait on the recycle queue alone for a tick.
+        cdef pollfd fds[2]
+        fds[0].fd, fds[0].events, fds[0].revents = wake_fd, POLLIN, 0
+        fds[1].fd, fds[1].events, fds[1].revents = self.fd, POLLIN, 0
+        if self.sock_was_ready:
+            poll(fds, 1, 1)
+            self.sock_was_ready = False
+        elif poll(fds, 2, 10) > 0:
+            self.sock_was_ready = (fds[1].revents & POLLIN) != 0
+
+    # ------------------------------------------------------------------ Python API
+    def start(self):
+        """Accept packets: the kernel filter set by set_filter, or all of them."""
+        self.started = True
+        attach_filter(self.fd, self._program)
+
+    def set_filter(self, program):
+        """A classic BPF program (``struct sock_filter[]`` bytes, e.g. from
+        wirecap._bpf.kernel_program) run by the kernel before a packet enters the ring;
+        None: accept every packet."""
+        self._program = program
+        if self.started:
+            attach_filter(self.fd, program)
+
+    def capacity(self, uint32_t frame_len):
+        """How many frames of ``frame_len`` bytes the ring holds: the longest burst it
+        absorbs while the application does not read."""
+        return self.chunks * ((self.block_size - BLOCK_HEADER) // slot(frame_len))
+
+    def reclaim(self):
+        """Give every held block back to the kernel (the engine's stop)."""
+        cdef uint32_t b, n = 0
+        if self.ring == NULL:
+            return 0
+        for b in range(self.chunks):
+            if self.held[b]:
+                self.recycle_token((<uint64_t>self.pool_id << 48) | (<uint64_t>b << 16) |
+                                   (self.gen[b] & 0xFFFF))
+                n += 1
+        return n
+
+    def accounting(self):
+        """(free, armed, captured) blocks as the 82599 queue counts chunks: a block is with
+        the kernel (armed) or with the application (captured); none waits on a free list."""
+        return 0, self.chunks - self.nheld, self.nheld
+
+    def stats(self):
+        return {"packets": self.packets, "bytes": self.bytes, "deliveries": self.deliveries,
+                "flushes": self.flushes, "recycled": self.recycled, "refused": self.refused,
+                "pool_empty": self.pool_empty_events, "free": 0,
+                "armed": self.chunks - self.nheld, "captured": self.nheld, "waiting_tx": 0}
+
+    @property
+    def memory(self):
+        meta = sum(a.nbytes for a in self._arrays.values())
+        return {"ring": 0, "pool": <size_t>self.block_size * self.chunks, "metadata": meta,
+                "metadata_per_buffer": meta / (self.chunks * self.segment),
+                "pool_backing": "kernel"}
+
+    def close(self):
+        if self.ring == NULL:
+            return
+        self.ring = self.pool = NULL
+        self.pool_array = None
+        try:
+            self._map.close()
+        except BufferError:
+            pass        # a chunk's view still uses the ring: it is unmapped when that goes
+        self._map = None
+        close(self.fd)
+        self.fd = -1
+
+
+cdef class AfTxQueue:
+    """Transmit through the device's socket: one send() per frame, without the GIL."""
+    cdef readonly object device
+    cdef readonly int index, fd
+    cdef readonly uint64_t sent, sent_bytes, failed
+
+    def __init__(self, device, int index, int fd):
+        self.device, self.index, self.fd = device, index, fd
+
+    cdef int _send(self, const uint8_t* p, size_t n) noexcept nogil:
+        if send(self.fd, p, n, 0) < 0:
+            self.failed += 1
+            return errno
+        self.sent += 1
+        self.sent_bytes += n
+        return 0
+
+    def send(self, frame):
+        """Send a copy of ``frame`` (an Ethernet frame without FCS)."""
+        cdef const uint8_t[::1] v = memoryview(frame).cast("B")
+        cdef int err
+        if v.shape[0] == 0:
+            raise WirecapError("send: an empty frame")
+        with nogil:
+            err = self._send(&v[0], v.shape[0])
+        if err:
+            raise WirecapError(f"{self.device.name}: send failed: {os.strerror(err)} (a frame "
+                               f"longer than the MTU plus its header is refused: EMSGSIZE)")
+
+    def forward(self, Chunk chunk, uint32_t i, length=None):
+        """Send packet i of a captured chunk (modified in place or not). The kernel copies it,
+        so the chunk may be released as soon as this returns."""
+        cdef RxRing q = chunk.queue
+        cdef size_t k
+        cdef int err
+        cdef uint32_t n
+        chunk._live()
+        if i >= chunk.count:
+            raise IndexError(f"packet {i} of a chunk with {chunk.count}")
+        k = <size_t>chunk.index * q.segment + chunk.first + i
+        n = q.length[k] if length is None else length
+        if not 0 < n <= q.length[k]:
+            raise WirecapError(f"forward: length {n} must be 1..{q.length[k]}")
+        with nogil:
+            err = self._send(q.pool + q.offset[k], n)
+        if err:
+            raise WirecapError(f"{self.device.name}: send failed: {os.strerror(err)}")
+
+    def stats(self):
+        return {"sent": self.sent, "bytes": self.sent_bytes, "completed": self.sent,
+                "failed": self.failed, "zero_copy": 0, "in_flight": 0}
