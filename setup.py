@@ -15,6 +15,7 @@ EXTENSIONS = [
     Extension("wirecap._engine", ["wirecap/_engine.pyx"]),
     Extension("wirecap._pcap", ["wirecap/_pcap.pyx"]),
     Extension("wirecap.afpacket._ring", ["wirecap/afpacket/_ring.pyx"]),
+    Extension("wirecap.bench._handler", ["wirecap/bench/_handler.pyx"]),
 ]
 for ext in EXTENSIONS:
     ext.include_dirs.append(numpy.get_include())

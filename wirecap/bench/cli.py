@@ -44,6 +44,32 @@ def add_commands(sub):
     a.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a.set_defaults(func=_run_api)
 
+    h = which.add_parser("handler", help="pkt_handler / multi_pkt_handler: the processing "
+                                         "rate Pp at load x, one handler thread per queue")
+    h.add_argument("--x", type=int, default=300, help="units of work per packet")
+    h.add_argument("--queues", type=int, default=1, help="receive queues, one handler each")
+    h.add_argument("--rate", type=float, default=1e6, help="offered frames/s")
+    h.add_argument("--seconds", type=float, default=1.0, help="seconds per repeat")
+    h.add_argument("--repeats", type=int, default=3)
+    h.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    h.set_defaults(func=_run_handler)
+
+    pp = which.add_parser("paper", help="the paper's experiments: --figure 8, 9, 10 or "
+                                        "imbalance (table, --json, --png)")
+    from .paper_args import add_arguments
+    add_arguments(pp)
+    pp.set_defaults(func=_run_paper)
+
+
+def _run_handler(args):
+    from . import handler
+    handler.run(args)
+
+
+def _run_paper(args):
+    from . import paper
+    paper.run(args)
+
 
 def _run_api(args):
     from . import api
