@@ -26,3 +26,13 @@ def make_driver(dev):
         drv.init()
         return drv
     return make
+
+
+@pytest.fixture
+def fresh_model():
+    """Close the driver's open devices and forget the sim:N registry: each test gets new ports."""
+    from wirecap import _pmd, sim
+    for stale in list(_pmd._open_devices.values()):
+        stale.close()
+    sim._instances.clear()
+    yield

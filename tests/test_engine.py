@@ -5,18 +5,13 @@ import time
 
 import pytest
 
-from wirecap import _pmd, sim
+from wirecap import sim
 from wirecap.engine import Engine
 from wirecap.errors import WirecapError
 from wirecap.sim import TrafficProfile
 
 
-@pytest.fixture(autouse=True)
-def fresh_model():
-    for stale in list(_pmd._open_devices.values()):
-        stale.close()
-    sim._instances.clear()
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_model")
 
 
 def wire(eng):

@@ -3,19 +3,14 @@ import json
 
 import pytest
 
-from wirecap import _pmd, sim
+from wirecap import sim
 from wirecap.bench import _handler, handler, paper
 from wirecap.cli import main
 from wirecap.engine import Engine
 from wirecap.sim import TrafficProfile
 
 
-@pytest.fixture(autouse=True)
-def fresh_model():
-    for stale in list(_pmd._open_devices.values()):
-        stale.close()
-    sim._instances.clear()
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_model")
 
 
 def fnv1a(data, h):

@@ -50,16 +50,16 @@ def _consume(kind, iface, cost_ns):
     cpu0 = cpu_last = None
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+
+    def cb(hdr, data):
+        if cost_ns:
+            _busy(cost_ns)
     if kind == "pcapy":
         import pcapy
         p = pcapy.open_live(iface, 65535, 1, TIMEOUT_MS)
         # libpcap's TPACKET_V3 read timeout only runs once a packet came: poll the fd instead
         p.setnonblock(1)
         fd = p.getfd()
-
-        def cb(hdr, data):
-            if cost_ns:
-                _busy(cost_ns)
         print("ready", flush=True)
         cpu0 = _cpu()
         idle_since = time.monotonic()
@@ -78,10 +78,6 @@ def _consume(kind, iface, cost_ns):
         eng = Engine(f"afpacket:{iface}", flush_us=TIMEOUT_MS * 1000).start()
         try:
             h = eng.handle(0, timeout_ms=TIMEOUT_MS) if kind == "wirecap-loop" else None
-
-            def cb(hdr, data):
-                if cost_ns:
-                    _busy(cost_ns)
             print("ready", flush=True)
             cpu0 = _cpu()
             idle_since = time.monotonic()
