@@ -148,11 +148,8 @@ def capture(args):
         except OSError as e:
             raise WirecapError(f"-w {args.write}: {e.strerror}") from None
     try:
-        chunks = args.chunks
-        if chunks is None and not any(d.startswith("afpacket:") for d in devices):
-            chunks = 100
         eng = Engine(devices, queues=args.queues, mode=args.mode, threshold=args.threshold,
-                     segment=args.segment, chunks=chunks, threads=not args.inline)
+                     segment=args.segment, chunks=args.chunks, threads=not args.inline)
         try:
             return _capture(args, eng, filt, source, writer)
         finally:

@@ -20,6 +20,7 @@ from ._pmd import Nic
 from .errors import WirecapError
 
 MODES = ("basic", "advanced")
+NIC_CHUNKS = 100                # R when not given: a pool absorbs 100 x M packets per queue
 AFPACKET = "afpacket:"          # the device prefix that opens wirecap.afpacket, not a Nic
 
 
@@ -33,7 +34,8 @@ class Engine:
     mode       "basic": each queue's chunks to its own capture queue; "advanced": a queue
                whose capture queue is longer than threshold x R offloads to the least-loaded
                buddy (all queues of the engine are buddies)
-    segment, chunks, ndesc, bufsize, flush_us   the receive queue geometry (see RxQueue)
+    segment, chunks, ndesc, bufsize, flush_us   the receive queue geometry (see RxQueue);
+               chunks (R) defaults to 100 on 82599 devices, as in the paper's runs
     block_size, fanout   afpacket only: ring block bytes (R = chunks blocks, default 32 of
                1 MiB) and the fanout mode ("hash", "lb", "cpu", "rollover", "rnd", "qm")
     threads    a capture thread per queue (True) or capture in the reading thread (False)
@@ -72,7 +74,8 @@ class Engine:
                     nic = Nic(name, domain=self.domain, promiscuous=promiscuous,
                               **({} if rss_key is None else {"rss_key": rss_key}))
                     self.domain = nic.domain
-                    geometry = dict(ndesc=ndesc, segment=segment, chunks=chunks,
+                    geometry = dict(ndesc=ndesc, segment=segment,
+                                    chunks=NIC_CHUNKS if chunks is None else chunks,
                                     bufsize=bufsize, flush_us=flush_us)
                 self.nics.append(nic)
                 nic.set_rss(queues)
