@@ -83,11 +83,15 @@ def _summary_line(hdr, data):
     if len(b) >= 34 and b[12:14] == b"\x08\x00":
         ihl = (b[14] & 0xF) * 4
         proto, src, dst = b[23], ".".join(map(str, b[26:30])), ".".join(map(str, b[30:34]))
-        if proto in (6, 17) and len(b) >= 14 + ihl + 4:
+        ip_len = struct.unpack(">H", b[16:18])[0]
+        if proto == 17 and len(b) >= 14 + ihl + 8:
+            sport, dport, udp_len = struct.unpack(">HHH", b[14 + ihl:20 + ihl])
+            return f"{t} IP {src}.{sport} > {dst}.{dport}: UDP, length {udp_len - 8}"
+        if proto == 6 and len(b) >= 14 + ihl + 13:
             sport, dport = struct.unpack(">HH", b[14 + ihl:18 + ihl])
-            name = "UDP" if proto == 17 else "TCP"
-            return f"{t} IP {src}.{sport} > {dst}.{dport}: {name}, length {hdr.len}"
-        return f"{t} IP {src} > {dst}: proto {proto}, length {hdr.len}"
+            payload = ip_len - ihl - (b[14 + ihl + 12] >> 4) * 4
+            return f"{t} IP {src}.{sport} > {dst}.{dport}: TCP, length {payload}"
+        return f"{t} IP {src} > {dst}: ip-proto-{proto} {ip_len - ihl}"
     return f"{t} ethertype 0x{b[12:14].hex()}, length {hdr.len}"
 
 
@@ -151,6 +155,9 @@ def capture(args):
         eng = Engine(devices, queues=args.queues, mode=args.mode, threshold=args.threshold,
                      segment=args.segment, chunks=args.chunks, threads=not args.inline)
         try:
+            for nic in eng.nics:            # AF_PACKET: the kernel filters before the ring
+                if filt is not None and hasattr(nic, "set_filter"):
+                    nic.set_filter(" ".join(args.expression))
             return _capture(args, eng, filt, source, writer)
         finally:
             eng.close()

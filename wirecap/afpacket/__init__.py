@@ -26,6 +26,7 @@ BLOCK_SIZE = 1 << 20            # 1 MiB blocks ...
 BLOCKS = 32                     # ... 32 of them: a 32 MiB ring per queue (libpcap's: 2 MiB)
 FANOUT_MODES = tuple(_ring.FANOUT)
 MAX_QUEUES = 256                # PACKET_FANOUT_MAX: members of one fanout group
+IFF_UP, IFF_LOOPBACK = 0x1, 0x8     # <linux/if.h>
 
 
 def _permission_error(name):
@@ -42,10 +43,12 @@ class AfPacket:
                  queue; fragments reassembled first), "lb" (round robin), "cpu" (the CPU that
                  received it), "rollover" (fill one queue, then the next), "rnd", "qm" (the
                  NIC's receive queue)
-    outgoing     capture the interface's outgoing frames too, as tcpdump does
+    outgoing     capture the interface's outgoing frames too, as tcpdump does; the default
+                 (None) does so except on loopback, where every frame would show up twice
+                 (once sent, once received), as libpcap skips them there
     """
 
-    def __init__(self, name, promiscuous=True, fanout="hash", outgoing=True):
+    def __init__(self, name, promiscuous=True, fanout="hash", outgoing=None):
         if not name.startswith(PREFIX) or not name[len(PREFIX):]:
             raise WirecapError(f"device {name!r}: name an interface as afpacket:IFACE, "
                                f"e.g. afpacket:eth0 (`ip link` lists them)")
@@ -65,6 +68,8 @@ class AfPacket:
             raise WirecapError(f"{name}: no interface {self.iface!r} in this network "
                                f"namespace (`ip link` lists them)") from None
         self._check_up()
+        if outgoing is None:
+            self.outgoing = not (self._flags() or 0) & IFF_LOOPBACK
         os.close(self._socket())        # fails early and clearly without CAP_NET_RAW
 
     def _socket(self):
@@ -82,13 +87,17 @@ class AfPacket:
         except OSError:
             return 0                    # sysfs of another namespace: not checked
 
-    def _check_up(self):
+    def _flags(self):
+        """The interface's IFF_* flags, or None when sysfs shows another namespace."""
         try:
             with open(f"/sys/class/net/{self.iface}/flags") as f:
-                flags = int(f.read(), 16)
+                return int(f.read(), 16)
         except OSError:
-            return                      # sysfs of another namespace: the kernel will tell
-        if not flags & 0x1:             # IFF_UP
+            return None
+
+    def _check_up(self):
+        flags = self._flags()
+        if flags is not None and not flags & IFF_UP:    # None: the kernel will tell
             raise WirecapError(f"{self.name}: interface {self.iface} is down; bring it up "
                                f"(`ip link set {self.iface} up`)")
 
