@@ -41,7 +41,7 @@ cdef class Worker:
     cdef uint32_t nbuddies
     cdef public bint advanced
     cdef public double threshold
-    cdef bint stopping
+    cdef volatile bint stopping      # set by stop() from another thread
     cdef readonly uint32_t epoch        # bumped by stop(): chunks of an earlier epoch are void
     cdef readonly uint64_t captured, offloaded_out, refused, idle
 

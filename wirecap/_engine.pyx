@@ -190,7 +190,6 @@ cdef class Worker:
         # naps must end on time: the default 50 us timer slack turns a 20 us nap into 70 us,
         # longer than a 1,024-descriptor ring lasts at line rate (69 us)
         prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0)
-        self.stopping = False
         with nogil:
             while not self.stopping:
                 if self.step():
@@ -201,6 +200,11 @@ cdef class Worker:
                     if idle > 64:                   # back off: cores are shared here
                         self.rxq.idle(self.recycle_q.q.fd)
             self.drain_recycles()
+
+    def resume(self):
+        """Allow run() again after stop(); called before the thread starts, so that a stop()
+        that comes before the thread's first step is never undone."""
+        self.stopping = False
 
     def stop(self):
         self.stopping = True

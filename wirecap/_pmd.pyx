@@ -672,11 +672,17 @@ cdef class RxQueue(RxRing):
 
     def ring_state(self):
         """Where capture stands: the segment it waits on, how much of it was flushed, which
-        segments hold which chunk (-1: unarmed), and the NIC's head and tail."""
+        segments hold which chunk (-1: unarmed), the NIC's head and tail, and per chunk its
+        state, generation and the first packets of its outstanding deliveries."""
+        cdef uint32_t c
+        names = {CH_FREE: "free", CH_ARMED: "armed", CH_CAPTURED: "captured"}
+        chunks = [(names[self.ch[c].state], self.ch[c].gen,
+                   [i for i in range(self.segment) if self.open_bits[c * self.segment + i]])
+                  for c in range(self.chunks)]
         return {"cur_seg": self.cur_seg, "seg_done": self.seg_done, "arm_seg": self.arm_seg,
                 "unarmed": self.unarmed, "seg_chunk": list(self._arrays["seg_chunk"]),
                 "rdh": self.nic.r32(ixgbe.RDH(self.index)),
-                "rdt": self.nic.r32(ixgbe.RDT(self.index))}
+                "rdt": self.nic.r32(ixgbe.RDT(self.index)), "chunks": chunks}
 
     def reclaim(self):
         """Recycle every outstanding delivery, whoever holds it (the engine's stop): their

@@ -100,6 +100,8 @@ class Engine:
             raise WirecapError("the engine is already running")
         for nic in self.nics:
             nic.start()
+        for w in self.workers:
+            w.resume()
         if self.threads:
             for i, w in enumerate(self.workers):
                 t = threading.Thread(target=w.run, args=(self._cpus[i] if self._cpus else None,),
