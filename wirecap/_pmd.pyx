@@ -561,7 +561,10 @@ cdef class RxQueue(RxRing):
             self.cur_seg = seg + 1 if seg + 1 < self.nseg else 0
             self.seg_done = 0
             self.pending_since = 0
-        elif self.flush_ns >= 0 and \
+        # the last descriptor is delivered by the branch above only: the NIC may complete it
+        # between the two loads, and a flush from it would be empty and share its first
+        # packet (hence its token) with the full-segment delivery that follows
+        elif self.flush_ns >= 0 and self.seg_done < self.segment - 1 and \
                 ld32(self.ring + (base + self.seg_done) * r.DESC_SIZE + 8) & r.RXDADV_STAT_DD:
             if self.pending_since == 0:
                 self.pending_since = now
