@@ -180,6 +180,7 @@ def _capture(args, eng, filt, source, writer):
     for w in wires:
         w.play(source)
     quiet_until = None
+    next_progress = 0.0
     fds = [w.capture_q for w in eng.workers]
     try:
         while not stop:
@@ -207,8 +208,9 @@ def _capture(args, eng, filt, source, writer):
                 elif now >= quiet_until:
                     break
             pub.maybe({"seen": seen, "delivered": sink.n})
-            if tty:
+            if tty and now >= next_progress:    # the NIC's counters are register reads
                 _progress(eng, seen, sink.n, now - t0)
+                next_progress = now + 0.25
             if not got and eng.threads:
                 select.select(fds, [], [], 0.02)
     except KeyboardInterrupt:           # ^C ends a capture as in tcpdump: summary, exit 0
@@ -220,10 +222,9 @@ def _capture(args, eng, filt, source, writer):
         pub.close()
     delivered = sink.n
     elapsed = time.monotonic() - t0
-    snap = stats.snapshot(eng)
     eng.stop()
-    snap_after = stats.snapshot(eng)
-    tot = snap_after.totals
+    snap = stats.snapshot(eng)
+    tot = snap.totals
     summary = {"devices": [n.name for n in eng.nics], "queues": len(eng.workers),
                "mode": eng.mode, "seen": seen, "delivered": delivered,
                "captured": tot["packets"], "nic_dropped": tot["nic_dropped"],

@@ -15,7 +15,6 @@ import threading
 import time
 
 from . import _engine
-from ._dma import Domain
 from ._pmd import Nic
 from .errors import WirecapError
 
@@ -217,9 +216,11 @@ class Engine:
         return self.workers[queue]
 
     # ------------------------------------------------------------------ statistics
-    def stats(self):
-        """Per queue: driver, pool and work-queue counters, plus the NIC's drop counters."""
-        totals = [nic.counters() for nic in self.nics]
+    def stats(self, totals=None):
+        """Per queue: driver, pool and work-queue counters, plus the NIC's drop counters
+        (from ``totals``, one counters() reading per device, when the caller has them)."""
+        if totals is None:
+            totals = [nic.counters() for nic in self.nics]
         per_nic = len(self.workers) // len(self.nics)
         out = []
         for w in self.workers:

@@ -10,8 +10,6 @@ packet that is valid during the call only; next() and iteration return copies.
 """
 from __future__ import annotations
 
-import select
-import time
 
 from . import _engine, _pcap
 from .dump import PcapWriter
@@ -175,8 +173,9 @@ class Handle:
         """(recv, drop, ifdrop): packets seen, dropped for lack of buffers (the NIC counted
         them on this queue), dropped by the interface (missed, packet buffer full). Our own
         counters are attributes."""
-        s = self.engine.stats()[self.queue]
-        hw = self.engine.nics[0].counters()
+        counters = [nic.counters() for nic in self.engine.nics]
+        s = self.engine.stats(counters)[self.queue]
+        hw = counters[[n.name for n in self.engine.nics].index(s["device"])]
         return PcapStats(self.recv, s["nic_dropped"], hw.get("MPC0", 0),
                          delivered=self.delivered, **{k: v for k, v in s.items()
                                                       if k not in ("recv", "drop", "ifdrop")})

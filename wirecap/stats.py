@@ -90,13 +90,14 @@ class Snapshot:
 
 def snapshot(engine):
     """Read every counter of ``engine`` (running or stopped)."""
-    queues = engine.stats()
+    counters = [nic.counters() for nic in engine.nics]      # one register sweep per device
+    queues = engine.stats(counters)
     devices = []
-    for nic in engine.nics:
+    for nic, hw in zip(engine.nics, counters):
         mine = [q for q in queues if q["device"] == nic.name]
         d = {"device": nic.name, "queues": len(mine)}
         d.update({k: sum(q[k] for q in mine) for k in _SUMMED})
-        d["counters"] = nic.counters()
+        d["counters"] = hw
         devices.append(d)
     return Snapshot(time.time(), queues, devices)
 
@@ -121,14 +122,7 @@ class Sampler:
         if self._t0 is None:
             self._t0 = now
         t = now - self._t0
-        hw = [nic.counters() for nic in self.engine.nics]
-        per_nic = len(self.engine.workers) // len(self.engine.nics)
-        for w in self.engine.workers:
-            nic_i, q = divmod(w.index, per_nic)
-            rq = w.rxq.stats()
-            drops = self.engine.nics[nic_i].queue_counters(q, hw[nic_i])["nic_dropped"]
-            self.samples.append((t, w.index, len(w.capture_q), rq["free"], rq["armed"],
-                                 rq["captured"], rq["packets"], drops))
+        self.samples += [(t, *(q[c] for c in SAMPLE_COLUMNS[1:])) for q in self.engine.stats()]
         if len(self.samples) > self.limit * len(self.engine.workers):
             del self.samples[:len(self.engine.workers)]
 

@@ -46,8 +46,6 @@ def _busy(ns):
 def _consume(kind, iface, cost_ns):
     """Run in a child process: capture until idle after the first packet (or SIGTERM);
     print JSON."""
-    seen, drops = 0, 0
-    cpu0 = cpu_last = None
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
 
@@ -60,52 +58,56 @@ def _consume(kind, iface, cost_ns):
         # libpcap's TPACKET_V3 read timeout only runs once a packet came: poll the fd instead
         p.setnonblock(1)
         fd = p.getfd()
-        print("ready", flush=True)
-        cpu0 = _cpu()
-        idle_since = time.monotonic()
-        while not stop:
+
+        def read():
             select.select([fd], [], [], TIMEOUT_MS / 1000)
-            n = p.dispatch(-1, cb)
-            now = time.monotonic()
-            if n > 0:
-                seen += n
-                cpu_last, idle_since = _cpu(), now
-            elif seen and now - idle_since > IDLE_S:
-                break
-        drops = p.stats()[1]
+            return p.dispatch(-1, cb)
+        result = _read_until_idle(read, stop)
+        result["drops"] = p.stats()[1]
     else:
         from ..engine import Engine
         eng = Engine(f"afpacket:{iface}", flush_us=TIMEOUT_MS * 1000).start()
         try:
-            h = eng.handle(0, timeout_ms=TIMEOUT_MS) if kind == "wirecap-loop" else None
-            print("ready", flush=True)
-            cpu0 = _cpu()
-            idle_since = time.monotonic()
-            while not stop:
-                if h is not None:
-                    n = h.dispatch(-1, cb)
-                else:
+            if kind == "wirecap-loop":
+                h = eng.handle(0, timeout_ms=TIMEOUT_MS)
+
+                def read():
+                    return h.dispatch(-1, cb)
+            else:
+                def read():
                     c = eng.next_chunk(0, timeout=TIMEOUT_MS / 1000)
-                    n = 0
-                    if c is not None:
-                        n = len(c)
-                        if cost_ns:
-                            for _ in range(n):
-                                _busy(cost_ns)
-                        c.release()
-                now = time.monotonic()
-                if n > 0:
-                    seen += n
-                    cpu_last, idle_since = _cpu(), now
-                elif seen and now - idle_since > IDLE_S:
-                    break
-            drops = eng.stats()[0]["nic_dropped"]
-            if h is not None:
+                    if c is None:
+                        return 0
+                    n = len(c)
+                    if cost_ns:
+                        for _ in range(n):
+                            _busy(cost_ns)
+                    c.release()
+                    return n
+            result = _read_until_idle(read, stop)
+            result["drops"] = eng.stats()[0]["nic_dropped"]
+            if kind == "wirecap-loop":
                 h.close()
         finally:
             eng.close()
-    print(json.dumps({"seen": seen, "drops": drops,
-                      "cpu_s": (cpu_last - cpu0) if cpu_last is not None else 0.0}), flush=True)
+    print(json.dumps(result), flush=True)
+
+
+def _read_until_idle(read, stop):
+    """Call ``read()`` (packets it handled) until SIGTERM or IDLE_S without packets after the
+    first; CPU time is counted from readiness to the last packet."""
+    seen, cpu_last = 0, None
+    print("ready", flush=True)
+    cpu0, idle_since = _cpu(), time.monotonic()
+    while not stop:
+        n = read()
+        now = time.monotonic()
+        if n > 0:
+            seen += n
+            cpu_last, idle_since = _cpu(), now
+        elif seen and now - idle_since > IDLE_S:
+            break
+    return {"seen": seen, "cpu_s": (cpu_last - cpu0) if cpu_last is not None else 0.0}
 
 
 def _tcpdump(iface, net, pcap):
