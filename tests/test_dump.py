@@ -120,3 +120,69 @@ def test_open_writer_errors(tmp_path):
         open_writer(str(tmp_path / "x"), "pcap-ns", nanosecond=False)
     with pytest.raises(WirecapError, match="pcapng snaplen 0: valid range is 1..262144"):
         open_writer(str(tmp_path / "x"), "pcapng", snaplen=0)
+
+
+# ----------------------------------------------------------------------------- merged records
+def test_merge_records_interleaves_blobs_in_time_order_in_every_format(tmp_path):
+    from wirecap import _pcap
+    from wirecap.output import epb_records
+    a = [(t, bytes([i]) * (60 + i), 60 + i) for i, t in enumerate((10, 30, 50, 70))]
+    b = [(t, bytes([9 + i]) * (61 + 2 * i), 100 + i) for i, t in enumerate((20, 30, 60))]
+    blobs = [epb_records(a, interface=0), epb_records(b, interface=1)]
+    want = sorted(a + b, key=lambda r: r[0])        # stable: a's 30 before b's 30
+    for fmt, ns in FORMATS:
+        out, pos, n = _pcap.merge_records(blobs, [0, 0], 2**63, _pcap.FORMATS[fmt])
+        assert n == 7 and pos == [len(x) for x in blobs]
+        if fmt == "pcapng":
+            epbs = [struct.unpack_from("<IIIII", out, off + 8) for off in
+                    _offsets(out)]
+            assert epbs == [(int((ts, d, o) in b), 0, ts, len(d), o) for ts, d, o in want]
+            continue
+        mine, ref = tmp_path / f"{fmt}.mine", tmp_path / f"{fmt}.ref"
+        with open_writer(str(mine), fmt, snaplen=256) as w:
+            w.write_records(out)
+        with open_writer(str(ref), fmt, snaplen=256) as w:
+            for ts, d, orig in want:
+                w.write(ts, d, orig)
+        assert mine.read_bytes() == ref.read_bytes()
+        assert [r[1:] for r in read_pcap(str(mine))[1]] == [r[1:] for r in want]
+
+
+def _offsets(blob):
+    off = 0
+    while off < len(blob):
+        yield off
+        off += struct.unpack_from("<I", blob, off + 4)[0]
+
+
+def test_merge_records_stops_at_the_cutoff_the_count_and_the_size():
+    from wirecap import _pcap
+    from wirecap.output import epb_records
+    recs = [(t, bytes(64), 64) for t in range(100, 110)]
+    blob = epb_records(recs)
+    pcap = _pcap.FORMATS["pcap-ns"]
+    out, pos, n = _pcap.merge_records([blob], [0], 104, pcap)
+    assert n == 5 and len(out) == 5 * 80 and pos == [5 * 96]
+    out, pos, n = _pcap.merge_records([blob], pos, 2**63, pcap, 2)
+    assert n == 2 and pos == [7 * 96]
+    out, pos, n = _pcap.merge_records([blob], pos, 2**63, pcap, 2**63, 81)  # crossing 81 bytes
+    assert n == 2 and len(out) == 160 and pos == [9 * 96]
+    with pytest.raises(ValueError, match="position"):
+        _pcap.merge_records([blob], [len(blob) + 1], 0, pcap)
+
+
+def test_pcapng_statistics_block(tmp_path):
+    path = tmp_path / "s.pcapng"
+    with PcapngWriter(str(path), interfaces=["eth0", "sim:0"]) as w:
+        w.write_statistics(1, 7 * 10**9, received=10, dropped=2)
+    (_, _), idb0, idb1, (isb_t, isb) = blocks(path.read_bytes())
+    assert options(idb0[1][8:])[2] == b"eth0" and options(idb1[1][8:])[2] == b"sim:0"
+    assert isb_t == 5 and struct.unpack_from("<III", isb) == (1, 1, 7 * 10**9 - 2**32)
+    assert options(isb[12:]) == {4: struct.pack("<Q", 10), 5: struct.pack("<Q", 2)}
+    out = subprocess.run(["tcpdump", "-r", str(path)], capture_output=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_writers_fail_at_open_where_the_file_refuses_writes():
+    with pytest.raises(OSError):
+        open_writer("/proc/version", "pcap")

@@ -9,7 +9,8 @@ cimport cython
 from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset
 
 from wirecap._pmd cimport Chunk, RxRing
 
@@ -136,26 +137,73 @@ def run_callbacks(Chunk c, uint32_t start, uint32_t stop, callback, uint32_t sna
     return stop, n
 
 
+# ----------------------------------------------------------------------------- file records
+# Record formats a chunk is written in (dump.py writes the file headers around them).
+cdef enum:
+    PCAP_US, PCAP_NS, PCAPNG
+    EPB_HEAD = 28       # an Enhanced Packet Block before its data: type, length, interface,
+                        # ts high, ts low, caplen, len; then data, padding, length again
+FORMATS = {"pcap": PCAP_US, "pcap-ns": PCAP_NS, "pcapng": PCAPNG}
+
+
 cdef inline void put_le32(uint8_t* p, uint32_t v) noexcept nogil:
     p[0], p[1], p[2], p[3] = v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF, v >> 24
 
 
-def pcap_records(Chunk c, uint32_t snaplen, bint nanosecond, const uint8_t[::1] mask=None,
-                 uint32_t limit=0xFFFFFFFF):
-    """The packets of ``c`` that pass ``mask`` (at most ``limit``) as pcap records (16-byte
-    little-endian header, then the bytes), ready to append to a file dump.PcapWriter began.
-    Returns (records, count). One allocation per chunk instead of two writes per packet."""
+cdef inline uint32_t get_le32(const uint8_t* p) noexcept nogil:
+    return p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+
+
+cdef inline size_t record_size(int fmt, uint32_t caplen) noexcept nogil:
+    if fmt == PCAPNG:
+        return EPB_HEAD + ((caplen + 3) & ~<uint32_t>3) + 4
+    return 16 + caplen
+
+
+cdef inline size_t put_record(uint8_t* w, int fmt, uint64_t ts, uint32_t caplen,
+                              uint32_t wirelen, const uint8_t* data, uint32_t iface) noexcept nogil:
+    """One record of ``fmt`` at ``w`` (ts in ns; pcapng at if_tsresol 9); its size."""
+    cdef size_t size = record_size(fmt, caplen), pad
+    if fmt == PCAPNG:
+        put_le32(w, 6)
+        put_le32(w + 4, <uint32_t>size)
+        put_le32(w + 8, iface)
+        put_le32(w + 12, <uint32_t>(ts >> 32))
+        put_le32(w + 16, <uint32_t>ts)
+        put_le32(w + 20, caplen)
+        put_le32(w + 24, wirelen)
+        memcpy(w + EPB_HEAD, data, caplen)
+        pad = size - 4 - EPB_HEAD - caplen
+        memset(w + EPB_HEAD + caplen, 0, pad)
+        put_le32(w + size - 4, <uint32_t>size)
+    else:
+        put_le32(w, <uint32_t>(ts // 1000000000))
+        put_le32(w + 4, <uint32_t>(ts % 1000000000 if fmt == PCAP_NS else
+                                   ts % 1000000000 // 1000))
+        put_le32(w + 8, caplen)
+        put_le32(w + 12, wirelen)
+        memcpy(w + 16, data, caplen)
+    return size
+
+
+def pcap_records(Chunk c, uint32_t snaplen, int fmt,  const uint8_t[::1] mask=None,
+                 uint32_t limit=0xFFFFFFFF, uint32_t interface=0):
+    """The packets of ``c`` that pass ``mask`` (at most ``limit``) as records of ``fmt``
+    (PCAP_US, PCAP_NS: 16-byte little-endian header then the bytes; PCAPNG: Enhanced Packet
+    Blocks on ``interface``, ns stamps; FORMATS maps file format names to them), ready to append to a file dump.py began.
+    Returns (records, count, last timestamp). One allocation per chunk, built without the GIL."""
     c._live()
+    _check_format(fmt)
     cdef RxRing q = c.queue
     cdef uint32_t i, n = 0, caplen
     cdef size_t k, size = 0
-    cdef uint64_t ts
+    cdef uint64_t last = 0
     for i in range(c.count):
         if n == limit:
             break
         if mask is None or mask[i]:
             k = <size_t>c.index * q.segment + c.first + i
-            size += 16 + min(q.length[k], snaplen)
+            size += record_size(fmt, min(q.length[k], snaplen))
             n += 1
     out = PyBytes_FromStringAndSize(NULL, size)
     cdef uint8_t* w = <uint8_t*><char*>out
@@ -168,13 +216,115 @@ def pcap_records(Chunk c, uint32_t snaplen, bint nanosecond, const uint8_t[::1] 
                 continue
             k = <size_t>c.index * q.segment + c.first + i
             caplen = min(q.length[k], snaplen)
-            ts = q.ts[k]
-            put_le32(w, <uint32_t>(ts // 1000000000))
-            put_le32(w + 4, <uint32_t>(ts % 1000000000 if nanosecond else
-                                       ts % 1000000000 // 1000))
-            put_le32(w + 8, caplen)
-            put_le32(w + 12, q.length[k])
-            memcpy(w + 16, q.pool + q.offset[k], caplen)
-            w += 16 + caplen
+            last = q.ts[k]
+            w += put_record(w, fmt, last, caplen, q.length[k], q.pool + q.offset[k], interface)
             n += 1
-    return out, n
+    return out, n, last
+
+
+def _check_format(int fmt):
+    if fmt not in (PCAP_US, PCAP_NS, PCAPNG):
+        raise ValueError(f"record format {fmt}: one of {FORMATS}")
+
+
+cdef struct Source:             # one blob of Enhanced Packet Blocks being merged
+    const uint8_t* data
+    size_t size, pos
+    uint64_t ts                 # the next block's timestamp
+
+
+cdef inline bint head(Source* s) noexcept nogil:
+    """Load the timestamp of the block at s.pos: False once the blob is used up (or what is
+    left cannot be a whole block: then it counts as used up, never read past its end)."""
+    cdef const uint8_t* b = s.data + s.pos
+    cdef uint32_t size
+    if s.pos + EPB_HEAD + 4 > s.size:
+        s.pos = s.size
+        return False
+    size = get_le32(b + 4)
+    if size < EPB_HEAD + 4 or size > s.size - s.pos or get_le32(b + 20) > size - EPB_HEAD - 4:
+        s.pos = s.size
+        return False
+    s.ts = (<uint64_t>get_le32(b + 12) << 32) | get_le32(b + 16)
+    return True
+
+
+cdef inline bint before(Source* a, Source* b) noexcept nogil:
+    # equal stamps keep the order of the blobs (the order the chunks were read in)
+    return a.ts < b.ts or (a.ts == b.ts and a < b)
+
+
+cdef void sift_down(Source** heap, size_t n, size_t i) noexcept nogil:
+    cdef size_t c
+    cdef Source* t
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            return
+        if c + 1 < n and before(heap[c + 1], heap[c]):
+            c += 1
+        if not before(heap[c], heap[i]):
+            return
+        t = heap[i]
+        heap[i] = heap[c]
+        heap[c] = t
+        i = c
+
+
+def merge_records(list blobs, list positions, uint64_t cutoff, int fmt,
+                  uint64_t max_records=0xFFFFFFFFFFFFFFFF, uint64_t max_bytes=0xFFFFFFFFFFFFFFFF):
+    """Merge blobs of pcapng Enhanced Packet Blocks (pcap_records(fmt=PCAPNG) output, each in
+    time order, starting at ``positions``) into one run of ``fmt`` records in time order: every
+    record stamped at or before ``cutoff``, at most ``max_records`` of them, ending with the
+    first record that brings the run to ``max_bytes`` or more (tcpdump's -C: a file is cut
+    after the packet that crossed the size). Returns (records, new positions, count)."""
+    _check_format(fmt)
+    cdef size_t n = len(blobs), i, m = 0, total = 0, used = 0
+    cdef uint64_t count = 0
+    cdef const uint8_t[::1] view
+    cdef const uint8_t* b
+    cdef uint8_t* w
+    cdef Source* s
+    cdef Source* src = <Source*>calloc(n + 1, sizeof(Source))
+    cdef Source** heap = <Source**>calloc(n + 1, sizeof(Source*))
+    if src == NULL or heap == NULL:
+        free(src)
+        free(heap)
+        raise MemoryError("merge_records")
+    views = []
+    try:
+        for i in range(n):
+            view = blobs[i]
+            views.append(view)          # keeps every buffer alive (and unmoved) while merged
+            src[i].size, src[i].pos = view.shape[0], positions[i]
+            if src[i].pos > src[i].size:
+                raise ValueError(f"position {src[i].pos} beyond blob {i} of {src[i].size} bytes")
+            if src[i].size:
+                src[i].data = &view[0]
+            total += src[i].size - src[i].pos
+            if head(&src[i]):
+                heap[m] = &src[i]
+                m += 1
+        i = m // 2 + 1
+        while i > 0:
+            i -= 1
+            sift_down(heap, m, i)
+        out = bytearray(total)          # a pcap or pcapng record is never longer than its EPB
+        w = <uint8_t*><char*>out
+        with nogil:
+            while m and heap[0].ts <= cutoff and count < max_records and used < max_bytes:
+                s = heap[0]
+                b = s.data + s.pos
+                used += put_record(w + used, fmt, s.ts, get_le32(b + 20), get_le32(b + 24),
+                                   b + EPB_HEAD, get_le32(b + 8))
+                count += 1
+                s.pos += get_le32(b + 4)
+                if not head(s):
+                    m -= 1
+                    heap[0] = heap[m]
+                sift_down(heap, m, 0)
+        del out[used:]
+        return out, [src[i].pos for i in range(n)], count
+    finally:
+        free(src)
+        free(heap)

@@ -1,179 +1,383 @@
-"""``wirecap capture`` (in tcpdump's manner) and ``wirecap stats`` (its live counters).
+"""``wirecap capture``: tcpdump's command on wirecap's public API, as tcpdump sits on libpcap.
 
-A running capture publishes a stats snapshot every second to the run directory
-(``/run/wirecap``, or ``$WIRECAP_RUN_DIR``); ``wirecap stats`` shows those of every capture
-that is still alive, as a table refreshed in place or as JSON.
+Every receive queue is read through a ``pcap.Handle`` (which installs the filter, in the kernel
+too where the device filters); chunks are turned into file records in C, merged across queues
+into time order, and go to a savefile (``-w``, rotated with ``-C/-G/-W``), to tcpdump for
+printing, or are only counted. No Python runs per packet unless tcpdump is missing and the
+plain built-in line is printed. ``-r FILE`` takes the same filter and output path.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
+import pwd
 import select
 import signal
-import struct
 import sys
 import time
 
-from . import _engine, _pcap, stats
-from .dump import PcapWriter, open_writer
+from . import _pcap, stats
+from .dump import MAX_SNAPLEN, read_pcap
 from .errors import WirecapError
+from .livestats import Publisher
+from .output import Printer, Savefile, parse_size
 
 FORMATS = ("pcap", "pcap-ns", "pcapng")
-
-
-def run_dir():
-    return os.environ.get("WIRECAP_RUN_DIR") or ("/run/wirecap" if os.geteuid() == 0 else
-                                                 f"/tmp/wirecap-{os.geteuid()}")
+LIMIT = (1 << 63) - 1               # -c, -C, -G, -W and -B above this are not counts of anything
+MERGE_SLACK_NS = 20_000_000         # how late a queue's packet may reach us after its timestamp,
+                                    # on top of the flush timeout (capture thread scheduling)
 
 
 def add_commands(sub):
-    p = sub.add_parser("capture", help="capture packets (tcpdump's options), to a file or "
-                                       "as one line each")
-    p.add_argument("-i", dest="device", action="append",
-                   help="device: sim:N (the 82599 model), pci:DOMAIN:BUS:DEV.FN (an 82599 bound "
-                        "to vfio-pci), afpacket:IFACE; repeat for several (default sim:0)")
-    p.add_argument("-c", dest="count", type=int, default=0, help="stop after COUNT packets")
-    p.add_argument("-w", dest="write", metavar="FILE", help="write packets to FILE ('-': stdout)")
-    p.add_argument("-s", dest="snaplen", type=int, default=262144,
-                   help="bytes kept per packet (default 262144, as tcpdump)")
-    p.add_argument("--format", choices=FORMATS, default="pcap",
-                   help="file format for -w: pcap (µs), pcap-ns or pcapng (default pcap)")
-    p.add_argument("--queues", type=int, default=1, help="receive queues per device (RSS)")
-    p.add_argument("--mode", choices=("basic", "advanced"), default="basic",
+    p = sub.add_parser("capture", help="capture packets with tcpdump's options: print them, "
+                                       "write them to files, or count them")
+    t = p.add_argument_group("tcpdump's options")
+    t.add_argument("-i", dest="device", action="append", metavar="DEVICE",
+                   help="an interface (eth0, lo: AF_PACKET), sim:N (the 82599 model), "
+                        "pci:DOMAIN:BUS:DEV.FN (an 82599 bound to vfio-pci), afpacket:IFACE; "
+                        "repeat for several (default sim:0)")
+    t.add_argument("-D", dest="list", action="store_true", help="list the capture sources")
+    t.add_argument("-r", dest="read", metavar="FILE", help="read packets from a pcap file")
+    t.add_argument("-w", dest="write", metavar="FILE", help="write packets to FILE ('-': stdout)")
+    t.add_argument("-c", dest="count", type=int, default=None, help="stop after COUNT packets")
+    t.add_argument("-s", dest="snaplen", type=int, default=MAX_SNAPLEN,
+                   help=f"bytes kept per packet (0 or default: {MAX_SNAPLEN}, as tcpdump)")
+    t.add_argument("-F", dest="filter_file", metavar="FILE",
+                   help="read the filter expression from FILE")
+    t.add_argument("-p", dest="promiscuous", action="store_false",
+                   help="do not put the interface into promiscuous mode")
+    t.add_argument("-B", dest="buffer_kib", type=int, metavar="KiB",
+                   help="capture buffer per queue in KiB (sets the pool size R)")
+    t.add_argument("-Q", dest="direction", choices=("in", "out", "inout"),
+                   help="AF_PACKET: capture received, sent or both (default) frames")
+    t.add_argument("-Z", dest="user", help="after opening devices, run as USER (root only)")
+    t.add_argument("-C", dest="file_size", metavar="SIZE",
+                   help="start a new file when one exceeds SIZE million bytes (or 100k, 10m, 1g)")
+    t.add_argument("-G", dest="rotate_seconds", type=int, metavar="SECONDS",
+                   help="start a new file every SECONDS (the -w name may hold strftime codes)")
+    t.add_argument("-W", dest="file_count", type=int, metavar="COUNT",
+                   help="with -C: a ring of COUNT files; with -G: stop after COUNT files")
+    t.add_argument("-U", dest="packet_buffered", action="store_true",
+                   help="write to the file as each chunk of packets is taken, not when the "
+                        "buffer fills")
+    t.add_argument("-l", dest="line_buffered", action="store_true", help="line-buffered output")
+    t.add_argument("-n", dest="numeric", action="count", default=0,
+                   help="do not resolve addresses (and, as -nn, ports)")
+    t.add_argument("-e", dest="link", action="store_true", help="print link-level headers")
+    t.add_argument("-q", dest="quick", action="store_true", help="quick (shorter) lines")
+    t.add_argument("-v", dest="verbose", action="count", default=0, help="more detail (-vv, -vvv)")
+    t.add_argument("-t", dest="time_format", action="count", default=0,
+                   help="-t no time, -tt epoch seconds, -ttt delta, -tttt date, -ttttt since "
+                        "the first packet")
+    t.add_argument("-x", dest="hex", action="count", default=0,
+                   help="hex of each packet (-xx: with the link header)")
+    t.add_argument("-X", dest="hex_ascii", action="count", default=0,
+                   help="hex and ASCII (-XX: with the link header)")
+    t.add_argument("-A", dest="ascii", action="store_true", help="each packet in ASCII")
+    t.add_argument("--time-stamp-precision", choices=("micro", "nano"), default="micro",
+                   help="time stamps printed (and written with -w, pcap) in µs or ns")
+    w = p.add_argument_group("wirecap's options")
+    w.add_argument("--format", choices=FORMATS, default=None,
+                   help="file format for -w: pcap (default; ns with --time-stamp-precision "
+                        "nano), pcap-ns or pcapng (an interface per device, drop statistics)")
+    w.add_argument("--queues", type=int, default=1, help="receive queues per device (RSS)")
+    w.add_argument("--mode", choices=("basic", "advanced"), default="basic",
                    help="advanced: offload chunks to buddy queues past the threshold")
-    p.add_argument("--segment", type=int, default=256, help="descriptor segment size M")
-    p.add_argument("--chunks", type=int, default=None,
+    w.add_argument("--segment", type=int, default=256, help="descriptor segment size M")
+    w.add_argument("--ndesc", type=int, default=1024,
+                   help="82599: descriptors per receive ring N (a power of two, 64 to 8192)")
+    w.add_argument("--chunks", type=int, default=None,
                    help="ring buffer pool size R in chunks (default: 100 on 82599 devices, as "
-                        "in the paper's runs; 32 blocks of 1 MiB on afpacket)")
-    p.add_argument("--threshold", type=float, default=0.6,
+                        "in the paper's runs; 32 blocks of 1 MiB on AF_PACKET)")
+    w.add_argument("--threshold", type=float, default=0.6,
                    help="advanced mode: offload when a capture queue exceeds T x R")
-    p.add_argument("--inline", action="store_true",
+    w.add_argument("--inline", action="store_true",
                    help="capture in the reading thread (no capture threads; for small machines)")
-    p.add_argument("--traffic", metavar="PROFILE",
+    w.add_argument("--traffic", metavar="PROFILE",
                    help="for sim: devices, what the model's wire plays: a profile such as "
                         "count=1e6,size=64,flows=8 or a pcap file")
-    p.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
-    p.add_argument("--json", action="store_true",
+    w.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    w.add_argument("--json", action="store_true",
                    help="print a JSON summary at the end (instead of one line per packet)")
-    p.add_argument("-q", dest="quiet", action="store_true", help="no progress line")
-    p.add_argument("expression", nargs="*", help="a libpcap filter expression")
-    p.set_defaults(func=capture)
+    w.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress line on stderr (default: on a terminal, when packets are "
+                        "not printed there)")
+    p.add_argument("expression", nargs="*", help="a libpcap filter expression (pcap-filter(7))")
+    p.set_defaults(func=capture, parser=p)
 
-    s = sub.add_parser("stats", help="live per-queue counters of running captures")
-    s.add_argument("--json", action="store_true", help="print one JSON snapshot and exit")
-    s.add_argument("--once", action="store_true", help="print the table once and exit")
-    s.add_argument("--interval", type=float, default=1.0, help="refresh period in seconds")
-    s.add_argument("--pid", type=int, help="only the capture of this process")
-    s.set_defaults(func=show_stats)
+
+# ----------------------------------------------------------------------------- checks
+def _int_range(flag, value, lo, hi, what, fix):
+    if value is not None and not lo <= value <= hi:
+        raise WirecapError(f"{flag} {value}: {what} is {lo} to {hi}; {fix}")
+
+
+def check(args):
+    """Every value, before anything is opened: one line naming the option, its range and the
+    fix (exit status 2)."""
+    if args.count is not None:
+        _int_range("-c", args.count, 1, LIMIT, "a packet count", "give -c 1 or more, or none")
+    _int_range("-s", args.snaplen, 0, MAX_SNAPLEN, "the snapshot length in bytes (0: "
+               f"{MAX_SNAPLEN})", "give e.g. -s 96, or -s 0 for whole packets")
+    args.snaplen = args.snaplen or MAX_SNAPLEN
+    _int_range("--queues", args.queues, 1, 16, "RSS queues per device", "give e.g. --queues 4")
+    _int_range("--ndesc", args.ndesc, 64, 8192, "descriptors per ring",
+               "give a power of two, e.g. 4096")
+    _int_range("--segment", args.segment, 8, min(4096, args.ndesc), "descriptors per segment",
+               "give a divisor of --ndesc, e.g. 256")
+    _int_range("--chunks", args.chunks, 1, 1 << 20, "chunks per pool", "give e.g. --chunks 100")
+    _int_range("-B", args.buffer_kib, 1, 1 << 30, "KiB of buffer per queue",
+               "give e.g. -B 65536 (64 MiB)")
+    _int_range("-G", args.rotate_seconds, 1, LIMIT, "seconds per file", "give e.g. -G 3600")
+    _int_range("-W", args.file_count, 1, 1 << 31, "a number of files", "give e.g. -W 10")
+    if not (math.isfinite(args.threshold) and 0 < args.threshold <= 1):
+        raise WirecapError(f"--threshold {args.threshold}: a fraction 0 < T <= 1 of the capture "
+                           f"queue's capacity; give e.g. --threshold 0.6")
+    if args.duration is not None and not (math.isfinite(args.duration) and
+                                          0 < args.duration <= 1e9):
+        raise WirecapError(f"--duration {args.duration}: seconds, more than 0 and finite; "
+                           f"give e.g. --duration 10")
+    if args.file_size is not None:
+        args.file_size = parse_size(args.file_size)
+    if (args.file_size or args.rotate_seconds) and not args.write or \
+            args.write == "-" and (args.file_size or args.rotate_seconds):
+        raise WirecapError("-C and -G start new files: give -w FILE (not -w -)")
+    if args.file_count and not (args.file_size or args.rotate_seconds):
+        raise WirecapError(f"-W {args.file_count}: counts the files of -C or -G; give one of "
+                           f"them too")
+    if args.format is None:
+        args.format = "pcap-ns" if args.time_stamp_precision == "nano" else "pcap"
+    if args.filter_file:
+        try:
+            with open(args.filter_file) as f:       # tcpdump: '#' starts a comment
+                text = " ".join(ln.split("#", 1)[0] for ln in f)
+        except OSError as e:
+            raise WirecapError(f"-F {args.filter_file}: {e.strerror}") from None
+        args.expression = text.split()
+    args.filter = " ".join(args.expression) or None
+    if args.user is not None:
+        try:
+            pwd.getpwnam(args.user)
+        except KeyError:
+            raise WirecapError(f"-Z {args.user}: no such user (give a user of `getent "
+                               f"passwd`)") from None
+        if os.geteuid() != 0 and pwd.getpwnam(args.user).pw_uid != os.geteuid():
+            raise WirecapError(f"-Z {args.user}: changing the user needs root; run without -Z "
+                               f"(you are already uid {os.geteuid()})")
+    if args.read is not None:
+        live = [f for f, v in (("-i", args.device), ("--traffic", args.traffic),
+                               ("-Q", args.direction), ("-B", args.buffer_kib),
+                               ("--chunks", args.chunks), ("--duration", args.duration)) if v]
+        if live:
+            raise WirecapError(f"-r reads a file: {', '.join(live)} applies to live captures; "
+                               f"drop it")
+    devices = args.device or ["sim:0"]
+    if args.traffic and not all(d.startswith("sim:") for d in devices):
+        raise WirecapError("--traffic plays frames on the model's wire: it needs sim:N devices "
+                           "(real NICs get their traffic from the network)")
+    return devices
+
+
+def _pool_chunks(args, kinds):
+    """R from -B (KiB per queue) or --chunks, checked against this machine's memory."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    chunks = args.chunks
+    if args.buffer_kib is not None:
+        if chunks is not None:
+            raise WirecapError("-B and --chunks both size the pool: give one")
+        per_chunk = args.segment * 2048 if "82599" in kinds else 1 << 20
+        chunks = max(2, -(-args.buffer_kib * 1024 // per_chunk))
+    if chunks is not None:
+        per_chunk = max(args.segment * 2048 if "82599" in kinds else 0,
+                        1 << 20 if "afpacket" in kinds else 0)
+        need = chunks * per_chunk * args.queues * len(args.device or ["sim:0"])
+        if need > ram // 2:
+            most = max(1, ram // 2 // (per_chunk * args.queues * len(args.device or [0])))
+            raise WirecapError(f"--chunks {chunks}: pools of {need / 2**30:.1f} GiB in all, "
+                               f"more than half of this machine's {ram / 2**30:.1f} GiB; give "
+                               f"at most --chunks {most}")
+    return chunks
 
 
 # ----------------------------------------------------------------------------- capture
+def capture(args):
+    devices = check(args)
+    if args.list:
+        return list_sources()
+    if args.read is not None:
+        return _offline(args)
+    from .engine import Engine
+    kinds = {"82599" if k in ("sim", "pci") else k for k in map(_kind, devices)}
+    chunks = _pool_chunks(args, kinds)
+    if args.direction and kinds != {"afpacket"}:
+        raise WirecapError(f"-Q {args.direction}: the 82599 (and its model) only receives; -Q "
+                           f"chooses directions on AF_PACKET interfaces")
+    source = _wire_source(args.traffic) if args.traffic else None
+    options = {} if args.direction is None else {"direction": args.direction}
+    eng = Engine(devices, queues=args.queues, mode=args.mode, threshold=args.threshold,
+                 segment=args.segment, ndesc=args.ndesc, chunks=chunks,
+                 threads=not args.inline,
+                 promiscuous=args.promiscuous, **options)
+    try:
+        handles = [eng.handle(q, snaplen=args.snaplen) for q in range(len(eng.workers))]
+        for h in handles:               # libpcap compiles it; the kernel runs it where it can
+            h.setfilter(args.filter)
+        if args.user is not None:
+            drop_privileges(args.user)
+        sink = _open_sink(args, [n.name for n in eng.nics])
+        try:
+            return _live(args, eng, handles, source, sink)
+        finally:
+            sink.close()
+    finally:
+        eng.close()
+
+
+def _kind(name):
+    try:
+        from .devices import parse
+    except ImportError:
+        return name.partition(":")[0]
+    return parse(name)[0]
+
+
 def _wire_source(text):
     from .sim import Pcap, TrafficProfile
     if os.path.isfile(text):
         return Pcap(text)
+    if "=" not in text:
+        raise WirecapError(f"--traffic {text}: no such file, and not a profile "
+                           f"(KEY=VALUE,...; e.g. count=1e6,size=64)")
     return TrafficProfile.parse(text)
 
 
-def _summary_line(hdr, data):
-    """tcpdump's one line per packet, for the protocols the wire carries most."""
-    sec, usec = hdr.getts()
-    t = time.strftime("%H:%M:%S", time.localtime(sec)) + f".{usec:06d}"
-    b = bytes(data[:54])
-    if len(b) >= 34 and b[12:14] == b"\x08\x00":
-        ihl = (b[14] & 0xF) * 4
-        proto, src, dst = b[23], ".".join(map(str, b[26:30])), ".".join(map(str, b[30:34]))
-        ip_len = struct.unpack(">H", b[16:18])[0]
-        if proto == 17 and len(b) >= 14 + ihl + 8:
-            sport, dport, udp_len = struct.unpack(">HHH", b[14 + ihl:20 + ihl])
-            return f"{t} IP {src}.{sport} > {dst}.{dport}: UDP, length {udp_len - 8}"
-        if proto == 6 and len(b) >= 14 + ihl + 13:
-            sport, dport = struct.unpack(">HH", b[14 + ihl:18 + ihl])
-            payload = ip_len - ihl - (b[14 + ihl + 12] >> 4) * 4
-            return f"{t} IP {src}.{sport} > {dst}.{dport}: TCP, length {payload}"
-        return f"{t} IP {src} > {dst}: ip-proto-{proto} {ip_len - ihl}"
-    return f"{t} ethertype 0x{b[12:14].hex()}, length {hdr.len}"
+def drop_privileges(user):
+    """tcpdump's -Z: become ``user`` (its groups too); leaving root drops every capability."""
+    pw = pwd.getpwnam(user)
+    if os.geteuid() != 0:
+        return                          # check() made sure it is us already
+    os.setgroups(os.getgrouplist(pw.pw_name, pw.pw_gid))
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+    os.environ.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
 
 
-class _Publisher:
-    """Writes the engine's snapshot where `wirecap stats` finds it (atomically)."""
+def _open_sink(args, interfaces):
+    """Where taken packets go: a savefile, tcpdump's printer, or nowhere (--json counts)."""
+    if args.write:
+        return Savefile(args.write, args.format, args.snaplen, interfaces,
+                        size=args.file_size, seconds=args.rotate_seconds, count=args.file_count,
+                        flush=args.packet_buffered)
+    if args.json:
+        return _Count()
+    return Printer(args, sys.stdout)
 
-    def __init__(self, engine, interval=1.0):
-        self.engine, self.interval, self.next = engine, interval, 0.0
-        self.path = None
-        try:
-            os.makedirs(run_dir(), exist_ok=True)
-            self.path = os.path.join(run_dir(), f"capture-{os.getpid()}.json")
-        except OSError:
-            pass                        # stats publishing is a convenience, never fatal
 
-    def maybe(self, extra, force=False):
-        now = time.monotonic()
-        if self.path is None or (now < self.next and not force):
+class _Count:
+    """--json without -w: nothing is written, packets are only counted."""
+    fmt = None
+
+    def budget(self):
+        return LIMIT
+
+    def close(self, totals=None):
+        pass
+
+
+class _Merge:
+    """Records of every queue, in time order. A queue's records come in time order; a record
+    stamped T can be let out once no queue can still deliver one stamped before T: a queue we
+    just found empty can only deliver what it stamps from now (minus the flush timeout and
+    scheduling slack); one that had data can deliver nothing older than its last record."""
+
+    def __init__(self, queues, window_ns):
+        self.blobs, self.pos = [], []
+        self.last = [0] * queues
+        self.bound = [0] * queues
+        self.window = window_ns
+
+    def add(self, q, blob, last):
+        if blob:
+            self.blobs.append(blob)
+            self.pos.append(0)
+            self.last[q] = max(self.last[q], last)
+        self.bound[q] = self.last[q]
+
+    def empty(self, q, now_ns):
+        self.bound[q] = max(self.last[q], now_ns - self.window)
+
+    def take(self, fmt, records, size, final=False):
+        """(records of ``fmt``, count) that may go out now, at most ``records`` of them and
+        ending with the one that reaches ``size`` bytes."""
+        if not self.blobs:
+            return b"", 0
+        cutoff = LIMIT if final else min(self.bound)
+        out, self.pos, n = _pcap.merge_records(self.blobs, self.pos, cutoff, fmt, records,
+                                               size)
+        keep = [i for i, (b, p) in enumerate(zip(self.blobs, self.pos)) if p < len(b)]
+        self.blobs = [self.blobs[i] for i in keep]
+        self.pos = [self.pos[i] for i in keep]
+        return out, n
+
+
+class _Run:
+    """What a capture has taken so far and where it goes."""
+
+    def __init__(self, args, sink, queues, window_ns, iface=None):
+        self.args, self.sink = args, sink
+        self.iface = iface or [0] * queues          # pcapng interface of each queue
+        self.seen = self.delivered = 0
+        self.limit = args.count or LIMIT
+        self.merge = _Merge(queues, window_ns)
+        self.done = False
+
+    def take(self, q, chunk, mask):
+        """One chunk of queue ``q``: its records into the merge, the chunk back to its pool."""
+        self.seen += len(chunk)
+        if self.sink.fmt is None:       # counting only: no record is built
+            n = len(chunk) if mask is None else int(mask.sum())
+            self.delivered += min(n, self.limit - self.delivered)
+            chunk.release()
+            self.done = self.delivered >= self.limit
             return
-        self.next = now + self.interval
-        doc = stats.snapshot(self.engine).to_dict()
-        doc.update(extra, pid=os.getpid())
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-        os.replace(tmp, self.path)
+        blob, _, last = _pcap.pcap_records(chunk, self.args.snaplen, _pcap.FORMATS["pcapng"],
+                                           mask, min(self.limit - self.delivered, 0xFFFFFFFF),
+                                           self.iface[q])      # the merge reads pcapng blocks
+        chunk.release()
+        self.merge.add(q, blob, last)
 
-    def close(self):
-        if self.path:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
-
-
-def capture(args):
-    from .engine import Engine
-    devices = args.device or ["sim:0"]
-    if args.count < 0:
-        raise WirecapError(f"-c {args.count}: give a packet count >= 1 (or none)")
-    if args.duration is not None and args.duration <= 0:
-        raise WirecapError(f"--duration {args.duration}: give seconds > 0")
-    filt = None
-    if args.expression:
-        from ._bpf import Filter
-        filt = Filter(" ".join(args.expression), snaplen=args.snaplen)
-    source = None
-    if args.traffic:
-        if not all(d.startswith("sim:") for d in devices):
-            raise WirecapError("--traffic plays frames on the model's wire: it needs sim:N "
-                               "devices (real NICs get their traffic from the network)")
-        source = _wire_source(args.traffic)
-    writer = None
-    if args.write:                      # before the device: a bad path costs no packets
-        try:
-            writer = open_writer("/dev/stdout" if args.write == "-" else args.write,
-                                 args.format, snaplen=args.snaplen)
-        except OSError as e:
-            raise WirecapError(f"-w {args.write}: {e.strerror}") from None
-    try:
-        eng = Engine(devices, queues=args.queues, mode=args.mode, threshold=args.threshold,
-                     segment=args.segment, chunks=args.chunks, threads=not args.inline)
-        try:
-            for nic in eng.nics:            # AF_PACKET: the kernel filters before the ring
-                if filt is not None and hasattr(nic, "set_filter"):
-                    nic.set_filter(" ".join(args.expression))
-            return _capture(args, eng, filt, source, writer)
-        finally:
-            eng.close()
-    finally:
-        if writer is not None:
-            writer.close()
+    def flush(self, final=False):
+        """Let out what the merge allows, file by file; False once the sink wants no more."""
+        if self.sink.fmt is None:
+            return not self.done
+        while self.delivered < self.limit:
+            out, n = self.merge.take(_pcap.FORMATS[self.sink.fmt], self.limit - self.delivered,
+                                     self.sink.budget(), final)
+            if not n:
+                break
+            self.delivered += n
+            if not self.sink.write(out, n):
+                self.done = True
+                break
+        if self.delivered >= self.limit:
+            self.done = True
+        return not self.done
 
 
-def _capture(args, eng, filt, source, writer):
-    tty = sys.stderr.isatty() and not args.quiet
-    pub = _Publisher(eng)
+def _live(args, eng, handles, source, sink):
     stop = []
-    old = signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-    sink = _Sink(writer, args.count, args.snaplen, lines=not args.json)     # --json: stdout is the summary
-    seen = 0
+    old = {s: signal.signal(s, lambda *a: stop.append(1))      # ^C ends it as in tcpdump, even
+           for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}  # when started with it ignored
+    flush_ns = max(w.rxq.flush_ns for w in eng.workers)
+    run = _Run(args, sink, len(handles), flush_ns + MERGE_SLACK_NS,
+               [q // args.queues for q in range(len(handles))])    # the engine's queue order
+    pub = Publisher(eng)
+    tty = args.progress if args.progress is not None else \
+        sys.stderr.isatty() and (args.write not in (None, "-") or args.json)
     eng.start()
+    _listening(args, eng, sink)         # after start(), as tcpdump: packets are let in now
     t0 = time.monotonic()
     deadline = None if args.duration is None else t0 + args.duration
     wires = [nic.model.wire for nic in eng.nics] if source is not None else []
@@ -181,22 +385,21 @@ def _capture(args, eng, filt, source, writer):
         w.play(source)
     quiet_until = None
     next_progress = 0.0
-    fds = [w.capture_q for w in eng.workers]
+    fds = [h.fileno() for h in handles]
     try:
-        while not stop:
+        while not stop and not run.done:
             got = False
-            for q in range(len(eng.workers)):
-                c = eng.next_chunk(q, timeout=0)
-                if c is None:
+            for q, h in enumerate(handles):
+                r = h.next_chunk(0)
+                if r is None:
+                    run.merge.empty(q, time.time_ns())
                     continue
                 got = True
-                seen += len(c)
-                mask = _engine.filter_chunk(filt, c) if filt is not None else None
-                sink.take(c, mask)
-                c.release()
-                if sink.full.requested:
-                    stop.append(1)
+                run.take(q, *r)
+                if run.done:
                     break
+            if not run.flush():
+                break
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
@@ -204,147 +407,199 @@ def _capture(args, eng, filt, source, writer):
                 if any(w.running for w in wires) or got:
                     quiet_until = None
                 elif quiet_until is None:
-                    quiet_until = now + 0.05 + max(w.rxq.flush_ns for w in eng.workers) / 1e9
+                    quiet_until = now + 0.05 + flush_ns / 1e9
                 elif now >= quiet_until:
                     break
-            pub.maybe({"seen": seen, "delivered": sink.n})
-            if tty and now >= next_progress:    # the NIC's counters are register reads
-                _progress(eng, seen, sink.n, now - t0)
+            pub.maybe({"seen": run.seen, "delivered": run.delivered})
+            if tty and now >= next_progress:
+                _progress(eng, run, now - t0)
                 next_progress = now + 0.25
             if not got and eng.threads:
                 select.select(fds, [], [], 0.02)
-    except KeyboardInterrupt:           # ^C ends a capture as in tcpdump: summary, exit 0
-        pass
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
         for w in wires:
             w.stop()
         pub.close()
-    delivered = sink.n
+    run.flush(final=True)
     elapsed = time.monotonic() - t0
     eng.stop()
     snap = stats.snapshot(eng)
-    tot = snap.totals
-    summary = {"devices": [n.name for n in eng.nics], "queues": len(eng.workers),
-               "mode": eng.mode, "seen": seen, "delivered": delivered,
-               "captured": tot["packets"], "nic_dropped": tot["nic_dropped"],
-               "discarded_at_stop": eng.discarded, "elapsed_s": elapsed,
-               "file": args.write, "filter": " ".join(args.expression) or None,
-               "per_queue": snap.queues}
-    if wires:
-        summary["wire_sent"] = sum(w.stats()["sent"] for w in wires)
     if tty:
         sys.stderr.write("\r\033[K")
-    if args.json:
-        json.dump(summary, sys.stdout if args.write != "-" else sys.stderr, indent=2)
-        print(file=sys.stdout if args.write != "-" else sys.stderr)
-    else:
-        err = sys.stderr
-        print(f"{delivered} packets {'written' if writer else 'shown'}"
-              f"{f' ({seen} seen before the filter)' if filt is not None else ''}", file=err)
-        print(f"{tot['packets']} packets captured by wirecap", file=err)
-        print(f"{tot['nic_dropped']} packets dropped by the NIC (no buffer)", file=err)
-        if eng.discarded:
-            print(f"{eng.discarded} packets captured but not read before the stop", file=err)
+    summary = _summary(args, eng, snap, run, elapsed)
+    if wires:
+        summary["wire_sent"] = sum(w.stats()["sent"] for w in wires)
+    sink.close(summary)
+    _report(args, summary)
     return 0
 
 
-class _Sink:
-    """The per-packet callback: a file record or a summary line; raises its ``full`` flag
-    once ``limit`` packets were taken (0: no limit)."""
-
-    def __init__(self, writer, limit, snaplen, lines=True):
-        self.writer, self.limit, self.snaplen, self.n = writer, limit, snaplen, 0
-        self.full = _pcap.Break()
-        self._line = sys.stdout.write if lines else None
-
-    def take(self, chunk, mask):
-        if isinstance(self.writer, PcapWriter):     # whole chunks, formatted in C
-            left = self.limit - self.n if self.limit else 0xFFFFFFFF
-            records, n = _pcap.pcap_records(chunk, self.writer.snaplen,
-                                            self.writer.nanosecond, mask, left)
-            self.writer.write_records(records)
-            self.n += n
-            self.full.requested = 0 < self.limit <= self.n
-        else:
-            _pcap.run_callbacks(chunk, 0, len(chunk), self, self.snaplen, mask, self.full)
-
-    def __call__(self, hdr, data):
-        if self.writer is not None:
-            self.writer.write(hdr.ts_ns, data, hdr.len)
-        elif self._line is not None:
-            self._line(_summary_line(hdr, data) + "\n")
-        self.n += 1
-        self.full.requested = 0 < self.limit <= self.n
+def _listening(args, eng, sink):
+    names = ", ".join(n.name for n in eng.nics)
+    queues = f" ({len(eng.workers)} queues)" if len(eng.workers) > 1 else ""
+    if isinstance(sink, Printer) and not args.verbose and not args.quick:
+        print("wirecap capture: verbose output suppressed, use -v[v]... for full protocol "
+              "decode", file=sys.stderr)
+    print(f"wirecap capture: listening on {names}{queues}, link-type EN10MB (Ethernet), "
+          f"snapshot length {args.snaplen} bytes", file=sys.stderr)
 
 
-def _progress(eng, seen, delivered, elapsed):
-    tot = stats.snapshot(eng).totals
-    sys.stderr.write(f"\r\033[K{elapsed:7.1f} s  {seen:>12,} captured  {delivered:>12,} "
-                     f"kept  {tot['nic_dropped']:>10,} NIC drops  "
-                     f"{seen / elapsed / 1e6 if elapsed else 0:6.2f} Mpps")
-    sys.stderr.flush()
-
-
-# ----------------------------------------------------------------------------- stats
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def published():
-    """Snapshots of running captures, by pid (stale files of dead ones are removed)."""
-    out = {}
-    d = run_dir()
-    if not os.path.isdir(d):
-        return out
-    for name in sorted(os.listdir(d)):
-        if not (name.startswith("capture-") and name.endswith(".json")):
+def _drops(eng, snap):
+    """Per device: (its kind, [(count, where)] for every place it drops frames)."""
+    out = []
+    for nic, dev in zip(eng.nics, snap.devices):
+        kind = getattr(nic, "kind", None) or ("afpacket" if nic.domain is None else "82599")
+        hw = dev["counters"]
+        empty = sum(q.get("pool_empty", 0) for q in snap.queues if q["device"] == nic.name)
+        if kind == "afpacket":
+            out.append((kind, [(dev["nic_dropped"], f"by the kernel on {nic.name} (AF_PACKET "
+                                                    f"ring full)")]))
             continue
-        pid = int(name[8:-5])
-        path = os.path.join(d, name)
-        if not _alive(pid):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-            continue
-        try:
-            with open(path) as f:
-                out[pid] = json.load(f)
-        except (OSError, ValueError):
-            continue                    # being replaced right now: next refresh
+        out.append((kind, [
+            (dev["nic_dropped"], f"at {nic.name}'s receive ring (no free descriptor" +
+                                 (f"; its pools ran out of chunks {empty:,} times)" if empty
+                                  else ": the capture threads fell behind)")),
+            (sum(hw.get(f"MPC{i}", 0) for i in range(8)), f"in {nic.name}'s packet buffer"),
+            (hw.get("ROC", 0) + hw.get("RUC", 0), f"by {nic.name}'s MAC (too long or short)")]))
     return out
 
 
-def show_stats(args):
-    if args.interval <= 0:
-        raise WirecapError(f"--interval {args.interval}: give seconds > 0")
-    while True:
-        snaps = published()
-        if args.pid is not None:
-            snaps = {p: s for p, s in snaps.items() if p == args.pid}
-        if not snaps:
-            who = f"process {args.pid}" if args.pid is not None else "any process"
-            raise WirecapError(f"no running capture of {who} publishes stats in {run_dir()}: "
-                               f"start one with `wirecap capture -i DEVICE ...`")
-        if args.json:
-            json.dump(snaps, sys.stdout, indent=2)
-            print()
-            return 0
-        text = []
-        for pid, doc in snaps.items():
-            snap = stats.Snapshot(doc["t"], doc["queues"], doc["devices"])
-            text.append(f"capture pid {pid}  ({time.strftime('%H:%M:%S', time.localtime(doc['t']))}"
-                        f", {doc.get('delivered', 0):,} packets kept)\n{snap}\n")
-        if args.once or not sys.stdout.isatty():
-            print("\n".join(text))
-            return 0
-        sys.stdout.write("\033[H\033[J" + "\n".join(text))
-        sys.stdout.flush()
-        time.sleep(args.interval)
+def _summary(args, eng, snap, run, elapsed):
+    tot = snap.totals
+    per_device, drops = [], {}
+    for (kind, where), dev in zip(_drops(eng, snap), snap.devices):
+        lost = sum(n for n, _ in where)
+        drops.update({w: n for n, w in where})
+        # pcapng's statistics: the kernel's drops are the OS's, the NIC's the interface's
+        per_device.append({"received": dev["packets"] + lost,
+                           ("os_dropped" if kind == "afpacket" else "dropped"): lost})
+    dropped = sum(drops.values())
+    return {"devices": [n.name for n in eng.nics], "queues": len(eng.workers),
+            "mode": eng.mode, "seen": run.seen, "delivered": run.delivered,
+            "received_by_filter": run.seen + dropped, "dropped": dropped, "drops": drops,
+            "captured": tot["packets"], "nic_dropped": tot["nic_dropped"],
+            "discarded_at_stop": eng.discarded, "elapsed_s": elapsed, "file": args.write,
+            "filter": args.filter, "per_device": per_device, "per_queue": snap.queues}
+
+
+def _report(args, summary):
+    if args.json:
+        out = sys.stdout if args.write != "-" else sys.stderr
+        json.dump(summary, out, indent=2)
+        print(file=out)
+        return
+    err = sys.stderr
+    print(f"{summary['delivered']} packets captured", file=err)
+    print(f"{summary['received_by_filter']} packets received by filter", file=err)
+    print(f"{summary['dropped']} packets dropped by kernel", file=err)
+    for where, n in summary["drops"].items():
+        if n:
+            print(f"  {n} dropped {where}", file=err)
+    if summary["discarded_at_stop"]:
+        print(f"  {summary['discarded_at_stop']} captured but not read before the stop",
+              file=err)
+
+
+def _rate(pps):
+    for unit, scale in (("Mpps", 1e6), ("kpps", 1e3)):
+        if pps >= scale:
+            return f"{pps / scale:6.2f} {unit}"
+    return f"{pps:6.0f} pps"
+
+
+def _progress(eng, run, elapsed):
+    tot = stats.snapshot(eng).totals
+    sys.stderr.write(f"\r\033[K{elapsed:7.1f} s  {run.seen:>12,} captured  {run.delivered:>12,} "
+                     f"kept  {tot['nic_dropped']:>10,} dropped  "
+                     f"{_rate(run.seen / elapsed if elapsed else 0)}")
+    sys.stderr.flush()
+
+
+# ----------------------------------------------------------------------------- -r FILE
+def _offline(args):
+    """-r FILE: the file's packets, original timestamps, through the same filter and sink."""
+    from ._bpf import Filter
+    try:
+        linktype, records = read_pcap(args.read)
+    except OSError as e:
+        raise WirecapError(f"-r {args.read}: {e.strerror}") from None
+    filt = Filter(args.filter, linktype=linktype, snaplen=args.snaplen) if args.filter else None
+    if args.user is not None:
+        drop_privileges(args.user)
+    sink = _open_sink(args, [args.read])
+    print(f"reading from file {args.read}, link-type EN10MB (Ethernet), snapshot length "
+          f"{args.snaplen}", file=sys.stderr)
+    n, seen, limit = 0, 0, args.count or LIMIT
+    stop = []
+    old = signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+    try:
+        batch = []
+        for ts, data, orig in records:
+            if stop or n >= limit:
+                break
+            seen += 1
+            if filt is not None and not filt.matches(data, orig):
+                continue
+            batch.append((ts, data[:args.snaplen], orig))
+            n += 1
+            if len(batch) == 256 or n >= limit:
+                if not _write_batch(sink, batch):
+                    break
+                batch = []
+        if batch:
+            _write_batch(sink, batch)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        sink.close({"delivered": n, "received_by_filter": seen, "dropped": 0, "drops": {}})
+    if args.json:
+        json.dump({"file": args.read, "seen": seen, "delivered": n, "filter": args.filter},
+                  sys.stdout, indent=2)
+        print()
+    return 0
+
+
+def _write_batch(sink, batch):
+    if sink.fmt is None:
+        return True
+    from .output import epb_records
+    blob = epb_records(batch)
+    out, _, n = _pcap.merge_records([blob], [0], LIMIT, _pcap.FORMATS[sink.fmt])
+    return sink.write(out, n)
+
+
+# ----------------------------------------------------------------------------- -D
+_IFF = ((0x1, "Up"), (0x40, "Running"), (0x8, "Loopback"))     # <linux/if.h>
+
+
+def sources():
+    """Every capture source: (name, description, [states]): the kernel's interfaces
+    (AF_PACKET), the 82599s bound to vfio-pci, the model."""
+    import socket
+    out = []
+    for _, name in sorted(socket.if_nameindex(), key=lambda x: x[0]):
+        try:
+            with open(f"/sys/class/net/{name}/flags") as f:
+                flags = int(f.read(), 16)
+        except OSError:
+            flags = 0
+        out.append((name, None, [w for bit, w in _IFF if flags & bit]))
+    try:
+        from vfio_setup.host import Host
+        from vfio_setup.pci import VFIO_PCI, scan
+        bound = [d for d in scan(Host.from_sysfs_root("/")) if d.driver == VFIO_PCI and
+                 d.supported]
+    except (ImportError, OSError):
+        bound = []
+    out += [(f"pci:{d.address}", "an Intel 82599 bound to vfio-pci", []) for d in bound]
+    out.append(("sim:0", "the Intel 82599 model; sim:1, sim:2 ... are more ports", []))
+    return out
+
+
+def list_sources():
+    """-D: the sources, numbered as tcpdump numbers them."""
+    for i, (name, desc, states) in enumerate(sources(), 1):
+        print(f"{i}.{name}" + (f" ({desc})" if desc else "") +
+              (f" [{', '.join(states)}]" if states else ""))
+    return 0

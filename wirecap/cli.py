@@ -9,9 +9,9 @@ from .errors import WirecapError
 def _parts():
     # Imported lazily so that `wirecap --help` stays fast and a broken optional part
     # (e.g. a missing libpcap) does not take the whole command down.
-    from . import capture, demo
+    from . import capture, demo, livestats
     from .bench import cli as bench_cli
-    parts = [capture, demo, bench_cli]
+    parts = [capture, livestats, demo, bench_cli]
     try:
         from vfio_setup import cli as host_cli
     except ImportError:
@@ -36,7 +36,10 @@ def _one_line_warning(message, category, filename, lineno, line=None):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:                         # the command's own usage, as tcpdump shows its own
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     warnings.formatwarning = _one_line_warning
     try:
         return args.func(args) or 0

@@ -3,7 +3,8 @@
 The pcap format is libpcap's: a 24-byte global header (magic 0xa1b2c3d4 for µs, 0xa1b23c4d for
 ns, either byte order), then records of a 16-byte header (ts_sec, ts_frac, caplen, len) and data.
 A pcapng file is blocks (type, total length, body, total length again), each a multiple of
-4 bytes: a Section Header, one Interface Description, then an Enhanced Packet Block per frame.
+4 bytes: a Section Header, an Interface Description per capture device, an Enhanced Packet
+Block per frame, and Interface Statistics blocks (received, dropped) at the end.
 """
 from __future__ import annotations
 
@@ -61,6 +62,24 @@ def read_pcap(path):
 class _File:
     """What every writer shares: one open file, closed by close() or a with-block."""
 
+    def flush(self):
+        """Push what was written to the file now; raises OSError where the file refuses it
+        (writers flush their header at once, so that a bad path fails before any packet)."""
+        self._f.flush()
+
+    def tell(self):
+        return self._f.tell()
+
+    def _opened(self):
+        try:
+            self._f.flush()
+        except OSError:
+            try:
+                self._f.close()         # closing flushes again, and fails again: the file is
+            except OSError:             # closed all the same
+                pass
+            raise
+
     def close(self):
         self._f.close()
 
@@ -82,6 +101,7 @@ class PcapWriter(_File):
         self._f.write(struct.pack("<IHHiIII", MAGIC_NS if nanosecond else MAGIC_US, 2, 4, 0, 0,
                                   snaplen, linktype))
         self._rec = struct.Struct("<IIII")
+        self._opened()
 
     def write(self, timestamp_ns: int, frame, orig_len: int | None = None):
         data = bytes(frame[:self.snaplen])
@@ -98,30 +118,56 @@ class PcapWriter(_File):
 
 
 class PcapngWriter(_File):
-    """Write frames to a pcapng file: one section, one interface, ns (default) or µs stamps."""
+    """Write frames to a pcapng file: one section, an interface per capture device
+    (``interfaces``: names; frames name theirs by index), ns (default) or µs stamps."""
 
     def __init__(self, path, linktype=LINKTYPE_ETHERNET, snaplen=65535, tsresol_ns=True,
-                 interface_name=None, application="wirecap"):
+                 interface_name=None, application="wirecap", interfaces=None):
         if not 0 < snaplen <= MAX_SNAPLEN:
             raise WirecapError(f"pcapng snaplen {snaplen}: valid range is 1..{MAX_SNAPLEN}")
+        if interfaces is not None and interface_name is not None:
+            raise WirecapError("pcapng: give interface_name (one interface) or interfaces, "
+                               "not both")
         self.path, self.snaplen, self.tsresol_ns = path, snaplen, tsresol_ns
+        names = list(interfaces) if interfaces is not None else [interface_name]
         shb_opts = _option(4, application.encode()) if application else b""       # shb_userappl
-        idb_opts = (_option(2, interface_name.encode()) if interface_name else b"") \
-            + _option(9, bytes([9 if tsresol_ns else 6]))                           # if_tsresol
         self._f = open(path, "wb")
         # Byte-order magic, version 1.0, section length -1 (not given: we write as we go).
         self._f.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
                              + shb_opts + _END_OF_OPTIONS))
-        self._f.write(_block(1, struct.pack("<HHI", linktype, 0, snaplen)
-                             + idb_opts + _END_OF_OPTIONS))
-        self._epb = struct.Struct("<IIIII")     # interface 0, ts high, ts low, caplen, len
+        for name in names:
+            idb_opts = (_option(2, name.encode()) if name else b"") \
+                + _option(9, bytes([9 if tsresol_ns else 6]))                       # if_tsresol
+            self._f.write(_block(1, struct.pack("<HHI", linktype, 0, snaplen)
+                                 + idb_opts + _END_OF_OPTIONS))
+        self.interfaces = len(names)
+        self._opened()
+        self._epb = struct.Struct("<IIIII")     # interface, ts high, ts low, caplen, len
 
-    def write(self, timestamp_ns: int, frame, orig_len: int | None = None):
+    def write(self, timestamp_ns: int, frame, orig_len: int | None = None, interface=0):
         data = bytes(frame[:self.snaplen])
         ts = timestamp_ns if self.tsresol_ns else timestamp_ns // 1000
-        self._f.write(_block(6, self._epb.pack(0, ts >> 32, ts & 0xFFFFFFFF, len(data),
+        self._f.write(_block(6, self._epb.pack(interface, ts >> 32, ts & 0xFFFFFFFF, len(data),
                                                len(frame) if orig_len is None else orig_len)
                              + data + _pad(len(data))))
+
+    def write_records(self, records):
+        """Append Enhanced Packet Blocks with ns stamps (see _pcap.pcap_records)."""
+        if not self.tsresol_ns:
+            raise WirecapError("pcapng records from _pcap carry ns stamps: open the file with "
+                               "tsresol_ns=True")
+        self._f.write(records)
+
+    def write_statistics(self, interface, timestamp_ns, received=None, dropped=None,
+                         accepted=None, os_dropped=None, delivered=None):
+        """An Interface Statistics Block: isb_ifrecv, isb_ifdrop, isb_filteraccept,
+        isb_osdrop, isb_usrdeliv (the ones given) at ``timestamp_ns``."""
+        ts = timestamp_ns if self.tsresol_ns else timestamp_ns // 1000
+        opts = b"".join(_option(code, struct.pack("<Q", v)) for code, v in
+                        ((4, received), (5, dropped), (6, accepted), (7, os_dropped),
+                         (8, delivered)) if v is not None)
+        self._f.write(_block(5, struct.pack("<III", interface, ts >> 32, ts & 0xFFFFFFFF)
+                             + opts + _END_OF_OPTIONS))
 
 
 _END_OF_OPTIONS = struct.pack("<HH", 0, 0)
@@ -144,7 +190,7 @@ _FORMATS = {
     "pcap": (PcapWriter, {"nanosecond": False}, {"linktype", "snaplen"}),
     "pcap-ns": (PcapWriter, {"nanosecond": True}, {"linktype", "snaplen"}),
     "pcapng": (PcapngWriter, {}, {"linktype", "snaplen", "tsresol_ns", "interface_name",
-                                  "application"}),
+                                  "application", "interfaces"}),
 }
 
 

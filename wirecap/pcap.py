@@ -160,6 +160,16 @@ class Handle:
                 continue
             yield h, data
 
+    def next_chunk(self, timeout=None):
+        """The chunk-level read, filtered: (chunk, mask) for the next captured chunk, where
+        mask is the filter's uint8 verdict per packet (None without a filter), or None after
+        ``timeout`` seconds (0: do not wait). release() the chunk; counts in recv."""
+        c = self.engine.next_chunk(self.queue, timeout)
+        if c is None:
+            return None
+        self.recv += len(c)
+        return c, self._compute_mask(c)
+
     def chunks(self, timeout=None):
         """The chunk-level API: captured chunks with numpy views; release() each one."""
         return self.engine.chunks(self.queue, timeout)

@@ -30,9 +30,14 @@ IFF_UP, IFF_LOOPBACK = 0x1, 0x8     # <linux/if.h>
 
 
 def _permission_error(name):
-    return WirecapError(f"{name}: opening an AF_PACKET socket needs CAP_NET_RAW: run as root, "
-                        f"or give the interpreter the capability (`sudo setcap "
-                        f"cap_net_raw,cap_net_admin=eip $(readlink -f $(which python3))`)")
+    # CAP_NET_RAW is all a capture needs (not CAP_NET_ADMIN), and only for this one run: a
+    # capability on the interpreter file would give it to every program it runs, for everyone
+    return WirecapError(f"{name}: opening an AF_PACKET socket needs CAP_NET_RAW: run the capture "
+                        f"as root and let it drop to your user once the sockets are open "
+                        f"(`sudo wirecap capture -Z $USER ...`), or give only this run the "
+                        f"capability (`sudo setpriv --reuid=$(id -u) --regid=$(id -g) "
+                        f"--init-groups --inh-caps=+net_raw --ambient-caps=+net_raw "
+                        f"wirecap capture ...`; docs/afpacket.md)")
 
 
 class AfPacket:
