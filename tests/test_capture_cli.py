@@ -225,7 +225,7 @@ def test_r_prints_what_tcpdump_prints(tmp_path, flags):
     assert mine.returncode == 0, mine.stderr.decode()
     theirs = tcpdump("-r", str(src), *flags)
     assert mine.stdout == theirs and theirs.count(b"\n") >= len(zoo())
-    assert b"ip-proto-1" not in mine.stdout and b"ICMP echo request" in mine.stdout
+    assert b"ICMP echo request" in mine.stdout
     assert f"reading from file {src}".encode() in mine.stderr
 
 
@@ -531,7 +531,9 @@ def test_afpacket_lines_equal_tcpdumps_on_the_same_traffic(net, tmp_path, flags)
 
 
 def test_afpacket_w_keeps_every_frame_and_its_wire_length(net, tmp_path):
-    frames = [net.mac + f[6:] for f in zoo() if f[12:14] != b"\x81\x00"] * 10
+    # nor fragments: a hash fanout group reassembles them before it picks a queue
+    frames = [net.mac + f[6:] for f in zoo() if f[12:14] != b"\x81\x00" and
+              not (f[12:14] == b"\x08\x00" and f[20:22] != b"\0\0")] * 10
     sent = write(tmp_path / "sent.pcap", frames)
     out = tmp_path / "cut.pcapng"
     env = dict(os.environ, PYTHONPATH=ROOT, WIRECAP_RUN_DIR=str(tmp_path / "run"))

@@ -15,6 +15,7 @@ import os
 import pwd
 import select
 import signal
+import struct
 import sys
 import time
 
@@ -42,7 +43,7 @@ def add_commands(sub):
     t.add_argument("-r", dest="read", metavar="FILE", help="read packets from a pcap file")
     t.add_argument("-w", dest="write", metavar="FILE", help="write packets to FILE ('-': stdout)")
     t.add_argument("-c", dest="count", type=int, default=None, help="stop after COUNT packets")
-    t.add_argument("-s", dest="snaplen", type=int, default=MAX_SNAPLEN,
+    t.add_argument("-s", dest="snaplen", type=int, default=None,
                    help=f"bytes kept per packet (0 or default: {MAX_SNAPLEN}, as tcpdump)")
     t.add_argument("-F", dest="filter_file", metavar="FILE",
                    help="read the filter expression from FILE")
@@ -121,6 +122,7 @@ def check(args):
         _int_range("-c", args.count, 1, LIMIT, "a packet count", "give -c 1 or more, or none")
     _int_range("-s", args.snaplen, 0, MAX_SNAPLEN, "the snapshot length in bytes (0: "
                f"{MAX_SNAPLEN})", "give e.g. -s 96, or -s 0 for whole packets")
+    args.snap_given = bool(args.snaplen)
     args.snaplen = args.snaplen or MAX_SNAPLEN
     _int_range("--queues", args.queues, 1, 16, "RSS queues per device", "give e.g. --queues 4")
     _int_range("--ndesc", args.ndesc, 64, 8192, "descriptors per ring",
@@ -157,6 +159,9 @@ def check(args):
             raise WirecapError(f"-F {args.filter_file}: {e.strerror}") from None
         args.expression = text.split()
     args.filter = " ".join(args.expression) or None
+    if args.filter:                     # libpcap's verdict on the syntax, before any device
+        from ._bpf import Filter
+        Filter(args.filter, snaplen=args.snaplen)
     if args.user is not None:
         try:
             pwd.getpwnam(args.user)
@@ -208,7 +213,6 @@ def capture(args):
         return list_sources()
     if args.read is not None:
         return _offline(args)
-    from .engine import Engine
     kinds = {"82599" if k in ("sim", "pci") else k for k in map(_kind, devices)}
     chunks = _pool_chunks(args, kinds)
     if args.direction and kinds != {"afpacket"}:
@@ -216,17 +220,28 @@ def capture(args):
                            f"chooses directions on AF_PACKET interfaces")
     source = _wire_source(args.traffic) if args.traffic else None
     options = {} if args.direction is None else {"direction": args.direction}
+    # a file that cannot be written fails before any device opens; with -Z, tcpdump's order:
+    # files are opened by the user we become (one interface name per device either way)
+    sink = None if args.user is not None else _open_sink(args, devices)
+    try:
+        return _open_and_capture(args, devices, source, chunks, options, sink)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def _open_and_capture(args, devices, source, chunks, options, sink):
+    from .engine import Engine
     eng = Engine(devices, queues=args.queues, mode=args.mode, threshold=args.threshold,
                  segment=args.segment, ndesc=args.ndesc, chunks=chunks,
-                 threads=not args.inline,
-                 promiscuous=args.promiscuous, **options)
+                 threads=not args.inline, promiscuous=args.promiscuous, **options)
     try:
         handles = [eng.handle(q, snaplen=args.snaplen) for q in range(len(eng.workers))]
         for h in handles:               # libpcap compiles it; the kernel runs it where it can
             h.setfilter(args.filter)
         if args.user is not None:
             drop_privileges(args.user)
-        sink = _open_sink(args, [n.name for n in eng.nics])
+            sink = _open_sink(args, [n.name for n in eng.nics])
         try:
             return _live(args, eng, handles, source, sink)
         finally:
@@ -357,10 +372,10 @@ class _Run:
                                      self.sink.budget(), final)
             if not n:
                 break
-            self.delivered += n
-            if not self.sink.write(out, n):
+            if not self.sink.write(out, n):     # -G -W made its files, or the reader left
                 self.done = True
                 break
+            self.delivered += n
         if self.delivered >= self.limit:
             self.done = True
         return not self.done
@@ -370,7 +385,7 @@ def _live(args, eng, handles, source, sink):
     stop = []
     old = {s: signal.signal(s, lambda *a: stop.append(1))      # ^C ends it as in tcpdump, even
            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}  # when started with it ignored
-    flush_ns = max(w.rxq.flush_ns for w in eng.workers)
+    flush_ns = max(_flush_ns(w.rxq) for w in eng.workers)
     run = _Run(args, sink, len(handles), flush_ns + MERGE_SLACK_NS,
                [q // args.queues for q in range(len(handles))])    # the engine's queue order
     pub = Publisher(eng)
@@ -434,6 +449,11 @@ def _live(args, eng, handles, source, sink):
     sink.close(summary)
     _report(args, summary)
     return 0
+
+
+def _flush_ns(rxq):
+    """How long a queue may hold a packet before delivering it (its flush timeout)."""
+    return getattr(rxq, "flush_ns", None) or getattr(rxq, "tov_ms", 1) * 1_000_000
 
 
 def _listening(args, eng, sink):
@@ -523,8 +543,14 @@ def _offline(args):
     from ._bpf import Filter
     try:
         linktype, records = read_pcap(args.read)
+        with open(args.read, "rb") as f:        # tcpdump keeps the file's snapshot length
+            head = f.read(24)
     except OSError as e:
         raise WirecapError(f"-r {args.read}: {e.strerror}") from None
+    snap = struct.unpack(("<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
+                          else ">") + "I", head[16:20])[0]
+    if not args.snap_given and 0 < snap <= MAX_SNAPLEN:
+        args.snaplen = snap
     filt = Filter(args.filter, linktype=linktype, snaplen=args.snaplen) if args.filter else None
     if args.user is not None:
         drop_privileges(args.user)

@@ -92,10 +92,11 @@ class Savefile:
         return max(1, self.size + 1 - self.file.tell())
 
     def write(self, records, n):
-        """Append ``n`` records (the merge stopped at budget()); False once -G -W is done."""
-        if self.seconds and time.time() - self.opened >= self.seconds:
-            if not self._rotate():
-                return False
+        """Append ``n`` records (the merge stopped at budget()); False, with nothing written,
+        once -G -W has made its files."""
+        if self.file is None or self.seconds and time.time() - self.opened >= self.seconds \
+                and not self._rotate():
+            return False
         try:
             self.file.write_records(records)
             if self.flush:
@@ -103,7 +104,7 @@ class Savefile:
         except OSError as e:
             raise WirecapError(f"-w {self.names[-1]}: {e.strerror}") from None
         if self.size and self.file.tell() > self.size:
-            return self._rotate()
+            self._rotate()
         return True
 
     def _close_file(self, stats):
