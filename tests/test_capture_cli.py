@@ -381,32 +381,38 @@ def _wait_published(run, pid, timeout=60):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="-Z changes the user: needs root")
-def test_Z_drops_to_the_user_and_every_capability(tmp_path):
+def test_Z_drops_to_the_user_and_every_capability():
+    import pathlib
+    import tempfile
     nobody = pwd.getpwnam("nobody")
-    os.chmod(tmp_path, 0o777)
-    out = tmp_path / "z.pcap"
-    run = tmp_path / "run"
+    home = pathlib.Path(tempfile.mkdtemp(prefix="wirecap-Z-", dir="/tmp"))  # pytest's is 0700
+    os.chown(home, nobody.pw_uid, nobody.pw_gid)
+    out = home / "z.pcap"
+    run = home / "run"
     env = dict(os.environ, PYTHONPATH=ROOT, WIRECAP_RUN_DIR=str(run))
     p = subprocess.Popen([sys.executable, "-m", "wirecap.cli", "capture", "-Z", "nobody",
-                          "--traffic", "count=1e9,rate=5000", "-w", str(out)],
+                          "--traffic", "count=1e9,rate=5000", "-U", "-w", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         end = time.monotonic() + 60
-        while not out.exists() and p.poll() is None:
+        while not (out.exists() and out.stat().st_size > 24) and p.poll() is None:
             assert time.monotonic() < end
             time.sleep(0.05)
+        assert p.poll() is None, p.communicate()[1].decode()
         with open(f"/proc/{p.pid}/status") as f:
             status = dict(line.split(":", 1) for line in f)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=60)
+        owner, kept = out.stat().st_uid, len(records(out))
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
+        shutil.rmtree(home)
     assert p.returncode == 0, err.decode()
     assert status["Uid"].split() == [str(nobody.pw_uid)] * 4
     assert int(status["CapEff"], 16) == int(status["CapPrm"], 16) == 0
-    assert out.stat().st_uid == nobody.pw_uid and len(records(out)) > 0
+    assert owner == nobody.pw_uid and kept > 0
 
 
 # ----------------------------------------------------------------------------- live stats
@@ -554,3 +560,31 @@ def test_afpacket_w_keeps_every_frame_and_its_wire_length(net, tmp_path):
     got = sorted((bytes(b[20:20 + struct.unpack_from("<I", b, 12)[0]]),
                   struct.unpack_from("<I", b, 16)[0]) for b in epbs)
     assert got == sorted((f[:50], len(f)) for f in frames)
+
+
+@pytest.mark.parametrize("direction", ["in", "out", "inout"])
+def test_Q_chooses_the_direction_on_afpacket(net, tmp_path, direction):
+    import socket
+    inbound = [net.mac + f[6:] for f in zoo()[:1]] * 20             # ICMP from the peer
+    outbound = [bytes(6) + net.mac + f[12:] for f in zoo()[6:7]] * 30     # TCP we send
+    want = {"in": inbound, "out": outbound, "inout": inbound + outbound}[direction]
+    out = tmp_path / "q.pcap"
+    env = dict(os.environ, PYTHONPATH=ROOT, WIRECAP_RUN_DIR=str(tmp_path / "run"))
+    p = subprocess.Popen([sys.executable, "-m", "wirecap.cli", "capture", "-i",
+                          f"afpacket:{net.capture}", "-Q", direction, "-c", str(len(want)),
+                          "-w", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env)
+    try:
+        _until_listening(p)
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+            s.bind((net.capture, 0))
+            for f in outbound:
+                s.send(f)
+        assert net.replay(write(tmp_path / "in.pcap", inbound)) == len(inbound)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err.decode()
+    assert sorted(records(out)) == sorted(want)

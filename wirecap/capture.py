@@ -219,7 +219,7 @@ def capture(args):
         raise WirecapError(f"-Q {args.direction}: the 82599 (and its model) only receives; -Q "
                            f"chooses directions on AF_PACKET interfaces")
     source = _wire_source(args.traffic) if args.traffic else None
-    options = {} if args.direction is None else {"direction": args.direction}
+    options = {}
     # a file that cannot be written fails before any device opens; with -Z, tcpdump's order:
     # files are opened by the user we become (one interface name per device either way)
     sink = None if args.user is not None else _open_sink(args, devices)
@@ -239,6 +239,8 @@ def _open_and_capture(args, devices, source, chunks, options, sink):
         handles = [eng.handle(q, snaplen=args.snaplen) for q in range(len(eng.workers))]
         for h in handles:               # libpcap compiles it; the kernel runs it where it can
             h.setfilter(args.filter)
+            if args.direction:
+                _set_direction(h, args.direction)
         if args.user is not None:
             drop_privileges(args.user)
             sink = _open_sink(args, [n.name for n in eng.nics])
@@ -248,6 +250,14 @@ def _open_and_capture(args, devices, source, chunks, options, sink):
             sink.close()
     finally:
         eng.close()
+
+
+def _set_direction(handle, direction):
+    from . import pcap
+    if not hasattr(handle, "setdirection"):
+        raise WirecapError(f"-Q {direction}: this wirecap's pcap.Handle has no setdirection()")
+    handle.setdirection({"in": pcap.PCAP_D_IN, "out": pcap.PCAP_D_OUT,
+                         "inout": pcap.PCAP_D_INOUT}[direction])
 
 
 def _kind(name):

@@ -139,11 +139,11 @@ def _read(dfd, name):
                      dir_fd=dfd)
     except OSError:
         return None                     # being replaced right now, or a planted link
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_size > MAX_SNAPSHOT:
+        os.close(fd)
+        return None
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or \
-                st.st_size > MAX_SNAPSHOT:
-            return None
         try:
             doc = json.loads(f.read(MAX_SNAPSHOT + 1))
         except (ValueError, UnicodeDecodeError):
