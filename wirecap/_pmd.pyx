@@ -444,6 +444,14 @@ cdef class RxQueue(RxRing):
             return 1
         return 0
 
+    cdef int capture_all(self, Delivery* out, int64_t now) noexcept nogil:
+        cdef int64_t flush_ns = self.flush_ns
+        cdef int got
+        self.flush_ns = 0
+        got = self.capture(out, now)
+        self.flush_ns = flush_ns
+        return got
+
     cdef void retire(self, uint32_t c) noexcept nogil:
         # the application is done; the NIC may still be sending from it
         if ld32(&self.tx_refs[c]):

@@ -70,6 +70,7 @@ cdef class RxRing:
     cdef readonly uint64_t pool_empty_events
 
     cdef int capture(self, Delivery* out, int64_t now) noexcept nogil
+    cdef int capture_all(self, Delivery* out, int64_t now) noexcept nogil
     cdef int recycle_delivery(self, const Delivery* d) noexcept nogil
     cdef void retire(self, uint32_t c) noexcept nogil
     cdef void idle(self, int wake_fd) noexcept nogil
