@@ -12,7 +12,8 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
-from wirecap._pmd cimport Chunk, RxRing
+from wirecap._ring cimport Chunk, RxRing, packet_bytes
+from wirecap.includes.packet cimport packet_index
 
 _EXPIRED = ("this packet view was valid during the callback only: its buffer may already "
             "hold another packet (copy what you keep, e.g. bytes(data))")
@@ -107,10 +108,11 @@ def run_callbacks(Chunk c, uint32_t start, uint32_t stop, callback, uint32_t sna
                   const uint8_t[::1] mask=None, Break brk=None):
     """Call ``callback(header, packet)`` for packets [start, stop) of ``c`` that pass ``mask``;
     the packet view expires when the call returns. Stops early once ``brk.requested``.
+    The header's len is the wire length, its caplen what was captured, cut to ``snaplen``.
     Returns (next index, packets called back)."""
     c._live()
     cdef RxRing q = c.queue
-    cdef uint32_t i, n = 0, length
+    cdef uint32_t i, n = 0, caplen
     cdef size_t k
     cdef Header h
     cdef Packet p
@@ -122,13 +124,13 @@ def run_callbacks(Chunk c, uint32_t start, uint32_t stop, callback, uint32_t sna
             return i, n
         if mask is not None and not mask[i]:
             continue
-        k = <size_t>c.index * q.segment + c.first + i
-        length = q.length[k]
+        k = packet_index(c.index, q.segment, c.first, i)
+        caplen = q.caplen[k]
         h = Header.__new__(Header)
-        h.ts_ns, h.len = q.ts[k], length
-        h.caplen = length if length < snaplen else snaplen
+        h.ts_ns, h.len = q.ts[k], q.wire_len[k]
+        h.caplen = caplen if caplen < snaplen else snaplen
         p = Packet.__new__(Packet)
-        p.data, p.size, p.owner, p.valid = q.pool + q.offset[k], h.caplen, owner, True
+        p.data, p.size, p.owner, p.valid = packet_bytes(q, c.index, k), h.caplen, owner, True
         try:
             callback(h, p)
         finally:
@@ -186,12 +188,14 @@ cdef inline size_t put_record(uint8_t* w, int fmt, uint64_t ts, uint32_t caplen,
     return size
 
 
-def pcap_records(Chunk c, uint32_t snaplen, int fmt,  const uint8_t[::1] mask=None,
+def pcap_records(Chunk c, uint32_t snaplen, int fmt, const uint8_t[::1] mask=None,
                  uint32_t limit=0xFFFFFFFF, uint32_t interface=0):
     """The packets of ``c`` that pass ``mask`` (at most ``limit``) as records of ``fmt``
     (PCAP_US, PCAP_NS: 16-byte little-endian header then the bytes; PCAPNG: Enhanced Packet
-    Blocks on ``interface``, ns stamps; FORMATS maps file format names to them), ready to append to a file dump.py began.
-    Returns (records, count, last timestamp). One allocation per chunk, built without the GIL."""
+    Blocks on ``interface``, ns stamps; FORMATS maps file format names to them), ready to
+    append to a file dump.py began: len is the wire length, caplen what was captured, cut to
+    ``snaplen``. Returns (records, count, last timestamp). One allocation per chunk, built
+    without the GIL."""
     c._live()
     _check_format(fmt)
     cdef RxRing q = c.queue
@@ -202,8 +206,8 @@ def pcap_records(Chunk c, uint32_t snaplen, int fmt,  const uint8_t[::1] mask=No
         if n == limit:
             break
         if mask is None or mask[i]:
-            k = <size_t>c.index * q.segment + c.first + i
-            size += record_size(fmt, min(q.length[k], snaplen))
+            k = packet_index(c.index, q.segment, c.first, i)
+            size += record_size(fmt, min(q.caplen[k], snaplen))
             n += 1
     out = PyBytes_FromStringAndSize(NULL, size)
     cdef uint8_t* w = <uint8_t*><char*>out
@@ -214,10 +218,11 @@ def pcap_records(Chunk c, uint32_t snaplen, int fmt,  const uint8_t[::1] mask=No
                 break
             if mask is not None and not mask[i]:
                 continue
-            k = <size_t>c.index * q.segment + c.first + i
-            caplen = min(q.length[k], snaplen)
+            k = packet_index(c.index, q.segment, c.first, i)
+            caplen = min(q.caplen[k], snaplen)
             last = q.ts[k]
-            w += put_record(w, fmt, last, caplen, q.length[k], q.pool + q.offset[k], interface)
+            w += put_record(w, fmt, last, caplen, q.wire_len[k], packet_bytes(q, c.index, k),
+                            interface)
             n += 1
     return out, n, last
 

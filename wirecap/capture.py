@@ -20,6 +20,7 @@ import sys
 import time
 
 from . import _pcap, stats
+from .devices import parse as parse_device
 from .dump import MAX_SNAPLEN, read_pcap
 from .errors import WirecapError
 from .livestats import Publisher
@@ -179,7 +180,7 @@ def check(args):
             raise WirecapError(f"-r reads a file: {', '.join(live)} applies to live captures; "
                                f"drop it")
     devices = args.device or ["sim:0"]
-    if args.traffic and not all(d.startswith("sim:") for d in devices):
+    if args.traffic and any(parse_device(d)[0] != "sim" for d in devices):
         raise WirecapError("--traffic plays frames on the model's wire: it needs sim:N devices "
                            "(real NICs get their traffic from the network)")
     return devices
@@ -213,7 +214,7 @@ def capture(args):
         return list_sources()
     if args.read is not None:
         return _offline(args)
-    kinds = {"82599" if k in ("sim", "pci") else k for k in map(_kind, devices)}
+    kinds = {"82599" if k in ("sim", "pci") else k for k, _ in map(parse_device, devices)}
     chunks = _pool_chunks(args, kinds)
     if args.direction and kinds != {"afpacket"}:
         raise WirecapError(f"-Q {args.direction}: the 82599 (and its model) only receives; -Q "
@@ -258,14 +259,6 @@ def _set_direction(handle, direction):
         raise WirecapError(f"-Q {direction}: this wirecap's pcap.Handle has no setdirection()")
     handle.setdirection({"in": pcap.PCAP_D_IN, "out": pcap.PCAP_D_OUT,
                          "inout": pcap.PCAP_D_INOUT}[direction])
-
-
-def _kind(name):
-    try:
-        from .devices import parse
-    except ImportError:
-        return name.partition(":")[0]
-    return parse(name)[0]
 
 
 def _wire_source(text):
@@ -405,7 +398,7 @@ def _live(args, eng, handles, source, sink):
     _listening(args, eng, sink)         # after start(), as tcpdump: packets are let in now
     t0 = time.monotonic()
     deadline = None if args.duration is None else t0 + args.duration
-    wires = [nic.model.wire for nic in eng.nics] if source is not None else []
+    wires = [nic.port.wire for nic in eng.nics] if source is not None else []
     for w in wires:
         w.play(source)
     quiet_until = None
@@ -480,7 +473,7 @@ def _drops(eng, snap):
     """Per device: (its kind, [(count, where)] for every place it drops frames)."""
     out = []
     for nic, dev in zip(eng.nics, snap.devices):
-        kind = getattr(nic, "kind", None) or ("afpacket" if nic.domain is None else "82599")
+        kind = nic.kind
         hw = dev["counters"]
         empty = sum(q.get("pool_empty", 0) for q in snap.queues if q["device"] == nic.name)
         if kind == "afpacket":
