@@ -28,6 +28,9 @@ from .output import Printer, Savefile, parse_size
 
 FORMATS = ("pcap", "pcap-ns", "pcapng")
 LIMIT = (1 << 63) - 1               # -c, -C, -G, -W and -B above this are not counts of anything
+# the 82599's counters of frames its MAC refused: oversize, undersize, fragments, jabber, CRC
+# errors, length errors (datasheet 8.2.3.23)
+MAC_DROPS = ("ROC", "RUC", "RFC", "RJC", "CRCERRS", "RLEC")
 MERGE_SLACK_NS = 20_000_000         # how late a queue's packet may reach us after its timestamp,
                                     # on top of the flush timeout (capture thread scheduling)
 
@@ -485,7 +488,8 @@ def _drops(eng, snap):
                                  (f"; its pools ran out of chunks {empty:,} times)" if empty
                                   else ": the capture threads fell behind)")),
             (sum(hw.get(f"MPC{i}", 0) for i in range(8)), f"in {nic.name}'s packet buffer"),
-            (hw.get("ROC", 0) + hw.get("RUC", 0), f"by {nic.name}'s MAC (too long or short)")]))
+            (sum(hw.get(k, 0) for k in MAC_DROPS), f"by {nic.name}'s MAC (too long or short, "
+                                                   f"bad CRC or length)")]))
     return out
 
 
@@ -611,6 +615,8 @@ def sources():
         try:
             with open(f"/sys/class/net/{name}/flags") as f:
                 flags = int(f.read(), 16)
+            with open(f"/sys/class/net/{name}/operstate") as f:   # the kernel's IFF_RUNNING
+                flags |= 0x40 if flags & 0x1 and f.read().strip() in ("up", "unknown") else 0
         except OSError:
             flags = 0
         out.append((name, None, [w for bit, w in _IFF if flags & bit]))
