@@ -65,7 +65,7 @@ class Handle:
         # a device that filters (AF_PACKET: the kernel) drops what fails before it takes ring
         # space; the filter still runs here for what the ring already holds and for buddies'
         # chunks
-        rxq.device.set_filter(expression or None, queue=rxq.index)
+        rxq.device.set_filter(expression or None, queue=rxq.index, snaplen=self._snaplen)
         self._filter = new
         if self._chunk is not None:
             self._mask = self._compute_mask(self._chunk)
