@@ -240,7 +240,8 @@ def _open_and_capture(args, devices, source, chunks, options, sink):
                  segment=args.segment, ndesc=args.ndesc, chunks=chunks,
                  threads=not args.inline, promiscuous=args.promiscuous, **options)
     try:
-        handles = [eng.handle(q, snaplen=args.snaplen) for q in range(len(eng.workers))]
+        from .pcap import Handle
+        handles = [Handle(eng, q, snaplen=args.snaplen) for q in range(len(eng.workers))]
         for h in handles:               # libpcap compiles it; the kernel runs it where it can
             h.setfilter(args.filter)
             if args.direction:
@@ -391,7 +392,7 @@ def _live(args, eng, handles, source, sink):
     stop = []
     old = {s: signal.signal(s, lambda *a: stop.append(1))      # ^C ends it as in tcpdump, even
            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}  # when started with it ignored
-    flush_ns = max(_flush_ns(w.rxq) for w in eng.workers)
+    flush_ns = max(_flush_ns(eng.rx_queue(q)) for q in range(len(handles)))
     run = _Run(args, sink, len(handles), flush_ns + MERGE_SLACK_NS,
                [q // args.queues for q in range(len(handles))])    # the engine's queue order
     pub = Publisher(eng)
