@@ -38,9 +38,9 @@ QUEUE_COLUMNS = {
 _COLUMN_HELP = dict(QUEUE_COLUMNS, queue="the engine's queue index", **{"drop_%": "nic_dropped as a share of the packets the "
                                               "queue was offered (packets + nic_dropped)"})
 # the text table's columns by priority: as many as fit in TABLE_WIDTH characters
-NARROW_COLUMNS = ("queue", "device", "packets", "nic_dropped", "drop_%", "capture_queue",
-                  "free", "armed", "captured", "offloaded_out", "offloaded_in", "flushes",
-                  "capture_queue_peak", "bytes", "rx_queue", "captured_chunks", "recycled")
+NARROW_COLUMNS = ("queue", "device", "packets", "nic_dropped", "drop_%", "capture_queue_peak",
+                  "free", "armed", "captured", "offloaded_out", "offloaded_in", "capture_queue",
+                  "flushes", "bytes", "rx_queue", "captured_chunks", "recycled")
 TABLE_WIDTH = 100
 SAMPLE_COLUMNS = ("t", "queue", "capture_queue", "free", "armed", "captured", "packets",
                   "nic_dropped")
@@ -85,14 +85,15 @@ class Snapshot:
         return cols, out
 
     def table(self, wide=False, width=TABLE_WIDTH):
-        """The per-queue table as text: the columns of NARROW_COLUMNS that fit in ``width``
-        characters, in that order (``wide``: every column, however wide)."""
+        """The per-queue table as text: the longest prefix of NARROW_COLUMNS that fits in
+        ``width`` characters (``wide``: every column, however wide)."""
         cols, rows = self.rows()
         if not wide:
             keep = []
             for c in NARROW_COLUMNS:
-                if _text_width(*self.rows([*keep, c])) <= width:
-                    keep.append(c)
+                if _text_width(*self.rows([*keep, c])) > width:
+                    break
+                keep.append(c)
             cols, rows = self.rows(keep)
         return _text_table(cols, rows)
 
