@@ -15,13 +15,15 @@ shape: ``pcap(name)``, whose loops and iteration hand out a float timestamp.
 from __future__ import annotations
 
 import fcntl
+import inspect
 import math
 import os
 import socket
 import struct
 
-from . import _engine, _pcap
+from . import _engine, _pcap, devices
 from ._bpf import Filter, FilterError
+from .afpacket import BLOCK_SIZE as AF_PACKET_BLOCK
 from .dump import PcapWriter, read_pcap
 from .engine import Engine
 from .errors import WirecapError
@@ -249,14 +251,16 @@ class Handle:
         return self._setting()
 
     def set_buffer_size(self, size):
-        """The pool's size in bytes: R chunks are as many as ``size`` needs (at least 2)."""
+        """The pool's size in bytes: R = as many chunks as ``size`` needs (at least 2), a
+        chunk being M buffers of B bytes on an 82599, or one ring block on AF_PACKET."""
         if self.engine is None:
-            seg = self._options.get("segment", 256) * self._options.get("bufsize", 2048)
-            if self._device.startswith(("sim:", "pci:")):
-                self._options["chunks"] = max(2, math.ceil(size / seg))
+            geometry = {k: p.default for k, p in inspect.signature(Engine).parameters.items()}
+            geometry.update(self._options)
+            if "block_size" in devices.device_class(self._device).rx_options:
+                chunk = geometry["block_size"] or AF_PACKET_BLOCK
             else:
-                block = self._options.get("block_size") or (1 << 20)
-                self._options["chunks"] = max(2, math.ceil(size / block))
+                chunk = geometry["segment"] * geometry["bufsize"]
+            self._options["chunks"] = max(2, math.ceil(size / chunk))
         return self._setting()
 
     def set_rfmon(self, rfmon):
@@ -279,17 +283,16 @@ class Handle:
     def setfilter(self, expression):
         """Compile ``expression`` with libpcap; on error raise and keep the old filter (and
         every packet waiting): nothing is lost by a bad filter."""
-        from ._bpf import kernel_program
         self._live()
         if isinstance(expression, BPFProgram):
             expression = expression._filter.expression
         new = Filter(expression, linktype=DLT_EN10MB, snaplen=self._snaplen) \
             if expression else None
         rxq = self._worker.rxq
-        if hasattr(rxq, "set_filter"):
-            # AF_PACKET: the kernel drops what fails before it takes ring space; the filter
-            # still runs here for what the ring already holds and for buddies' chunks
-            rxq.set_filter(kernel_program(expression) if expression else None)
+        # a device that filters (AF_PACKET: the kernel) drops what fails before it takes ring
+        # space; the filter still runs here for what the ring already holds and for buddies'
+        # chunks
+        rxq.device.set_filter(expression or None, queue=rxq.index)
         self._filter = new
         if self._chunk is not None:
             self._mask = self._compute_mask(self._chunk)
