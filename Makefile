@@ -16,8 +16,6 @@ system-packages:
 	@PYTHON=$(PYTHON) tools/system-packages $(NEEDS)
 
 # The stamp is written only when every step succeeded; a half-made .venv is said so and redone.
-# legacy-editable: pip builds the extensions in place (setup.py develop), so that `build`
-# below finds them made instead of compiling everything a second time.
 $(STAMP): pyproject.toml setup.cfg setup.py | system-packages
 	@if [ -f $@ ]; then echo "$(VENV): $? changed since it was set up; updating it"; \
 	elif [ -d $(VENV) ]; then echo "$(VENV): its last set-up did not finish (that run printed why); setting it up again"; fi
@@ -25,7 +23,7 @@ $(STAMP): pyproject.toml setup.cfg setup.py | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "setuptools>=64" wheel "Cython>=3.0" "numpy>=1.24"
-	SETUPTOOLS_ENABLE_FEATURES=legacy-editable $(BIN)/pip install -q --no-build-isolation -e '.[test]'
+	$(BIN)/pip install -q --no-build-isolation -e '.[test]'
 	touch $@
 
 # Rebuild the extensions in place whenever a .pyx/.pxd changed (cythonize skips the rest).
