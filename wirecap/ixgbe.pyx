@@ -1,15 +1,14 @@
-"""The Intel 82599 register map (see ixgbe.pxd, the one place where it is written).
+"""The Intel 82599 register map, generated into ixgbe.pxd from wirecap/registers/82599.txt.
 
 Python sees every register and bit as a plain int (``ixgbe.CTRL``, ``ixgbe.RXDCTL_ENABLE``) and
-every per-index register as a function (``ixgbe.RDT(3)``) that rejects indices the datasheet does
-not define.
+every register with entries as a function (``ixgbe.RDT(3)``) that rejects indices the datasheet
+does not define.
 """
 import enum as _enum
 
-cdef int _index(int i, int n, str name) except -1:
-    if not 0 <= i < n:
-        raise IndexError(f"{name}({i}): the 82599 defines {name}(0) to {name}({n - 1})")
-    return i
+
+cdef int _bad_index(int i, str name, int n) except -1:
+    raise IndexError(f"{name}({i}): the 82599 defines {name}(0) to {name}({n - 1})")
 
 
 def indices(fn):
