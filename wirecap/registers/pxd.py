@@ -18,8 +18,9 @@ HEADER = """\
 # The Intel 82599 register map shared by the driver (cimport) and the model and tests (import):
 # each datasheet group is an enum of its single registers and an enum of their bit fields
 # (<REG>_<FIELD>); each register with entries is a function of the entry index that rejects
-# indices the datasheet does not define. Named enums keep bit-31 masks unsigned on the Python
-# side; ixgbe.pyx re-exports every member as a plain int at module level.
+# indices the datasheet does not define (C-level here; ixgbe.pyx builds the Python-level ones
+# from the same table). Named enums keep bit-31 masks unsigned on the Python side; ixgbe.pyx
+# re-exports every member as a plain int at module level.
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
@@ -38,7 +39,7 @@ def _enum(name, members):
 
 
 def _function(name, reg, pieces):
-    out = [f"cpdef inline int {name}(int i) except -1:" + (f"    # {reg.desc}" if reg.desc else "")]
+    out = [f"cdef inline int {name}(int i) except -1:" + (f"    # {reg.desc}" if reg.desc else "")]
     for p in pieces:
         rel = "i" if p.lo == 0 else f"(i - {p.lo})"
         out.append(f"    if {p.lo} <= i <= {p.hi}:\n        return {p.base:#07x} + {p.stride:#x} * {rel}")

@@ -58,6 +58,11 @@ cdef class Device:
     cdef uint8_t* handler
     cdef uint8_t* qidx
     cdef uint32_t* canon
+    cdef uint32_t* reset_val        # per word: the register table's reset value
+    cdef uint32_t* wmask            # per word: the bits software writes (self-clearing excluded)
+    cdef uint32_t* unknown_log      # (offset, is_write, value) of the first unknown accesses
+    cdef readonly bint strict
+    cdef uint16_t nvm[64]
     cdef RxQ rxq[128]
     cdef TxQ txq[128]
     cdef uint64_t* stat
@@ -95,6 +100,7 @@ cdef class Device:
     cdef int rx_frame(self, const uint8_t* d, uint32_t n, FrameInfo* fi) noexcept nogil
 
     cdef void _def(self, int off, int h, int q=*, int canon=*)
+    cdef int _unknown(self, uint32_t off, uint32_t is_write, uint32_t val) noexcept nogil
     cdef void _reset(self, int64_t now) noexcept nogil
     cdef void _rebuild_toeplitz(self) noexcept nogil
     cdef bint _link_up(self, int64_t now) noexcept nogil

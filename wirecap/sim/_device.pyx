@@ -13,14 +13,18 @@ from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memcpy, memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
+import os
+
 from wirecap.sim._iommu cimport Iommu, model_lock, model_unlock
 cimport wirecap.ixgbe as r
 from wirecap import ixgbe
 from wirecap.errors import WirecapError
+from wirecap.sim import regfile
 
 
 class ModelError(WirecapError):
-    """A register access the 82599 does not allow (unaligned, outside BAR0, not a register)."""
+    """A register access the 82599 does not allow (unaligned, outside BAR0; in strict mode, an
+    offset where no register is)."""
 
 
 cdef extern from *:
@@ -53,9 +57,12 @@ cdef inline int64_t now_ns() noexcept nogil:
 
 # ------------------------------------------------------------------ register handlers
 cdef enum:
-    H_NONE = 0          # not a register: access is an error
-    H_RW, H_RO, H_WO
-    H_CTRL, H_STATUS, H_EEC, H_EICR, H_EICS, H_EIMS, H_EIMC, H_RDRXCTL, H_AUTOC, H_LINKS
+    H_NONE = 0          # not a register: reads 0, writes ignored (an error when strict)
+    # storage with the access mode the register table declares (regfile.MODES)
+    H_RW, H_RO, H_WO, H_RC, H_RCW1C, H_W1C, H_RWS, H_RC64L, H_RC64H
+    # registers whose behaviour the model gives
+    H_CTRL, H_STATUS, H_EEC, H_EERD, H_SWSM, H_EICR, H_EICS, H_EIMS, H_EIMC, H_EIMC_EX
+    H_RDRXCTL, H_AUTOC, H_LINKS, H_ANLP1
     H_STAT32, H_STATLO, H_STATHI
     H_RDH, H_RDT, H_RXDCTL, H_SRRCTL
     H_TDH, H_TDT, H_TXDCTL, H_TDWBAL
@@ -88,10 +95,26 @@ cdef enum:
     D_TX_FAULT          # transmit descriptor or buffer read faulted: frame not sent
     D_TX_LINK_DOWN      # frames completed while the link was down: not on the wire
     D_QUEUE_REFUSED     # RXDCTL/TXDCTL.ENABLE writes refused (bad ring geometry, TE off)
+    D_UNKNOWN_ACCESS    # reads and writes of BAR0 offsets where no register is
     D_COUNT
 
 DIAGNOSTICS = ("wire_rx", "link_down", "rx_disabled", "filtered", "rx_ring_fault",
-               "rx_buf_fault", "tx_fault", "tx_link_down", "queue_refused")
+               "rx_buf_fault", "tx_fault", "tx_link_down", "queue_refused", "unknown_access")
+
+GENERIC_HANDLERS = {"RW": H_RW, "RO": H_RO, "WO": H_WO, "RC": H_RC, "RCW1C": H_RCW1C,
+                    "W1C": H_W1C, "RWS": H_RWS, "RC64L": H_RC64L, "RC64H": H_RC64H}
+# registers the model gives behaviour to, by name; the table gives their addresses and aliases
+MODELLED = {"CTRL": H_CTRL, "STATUS": H_STATUS, "EEC": H_EEC, "EERD": H_EERD, "SWSM": H_SWSM,
+            "EICR": H_EICR, "EICS": H_EICS, "EIMS": H_EIMS, "EIMC": H_EIMC, "EIMC_EX": H_EIMC_EX,
+            "RDRXCTL": H_RDRXCTL, "AUTOC": H_AUTOC, "LINKS": H_LINKS, "ANLP1": H_ANLP1,
+            "MRQC": H_MRQC,
+            "RAL": H_RAR, "RAH": H_RAR, "RDH": H_RDH, "RDT": H_RDT, "RXDCTL": H_RXDCTL,
+            "SRRCTL": H_SRRCTL, "TDH": H_TDH, "TDT": H_TDT, "TXDCTL": H_TXDCTL,
+            "TDWBAL": H_TDWBAL, "RETA": H_RETA, "RSSRK": H_RSSRK, "RQSMR": H_RQSMR,
+            "TQSM": H_TQSM}
+cdef enum:
+    UNKNOWN_LOG = 256           # unknown accesses remembered (offset, read/write, value)
+    NVM_WORDS = 64              # the NVM image EERD reads: zeros and the checksum word
 
 cdef uint32_t NWORDS = r.BAR0_SIZE // 4
 cdef uint32_t PB_MAX = 512 * 1024
@@ -171,13 +194,19 @@ cdef void parse_frame(const uint8_t* d, uint32_t n, FrameInfo* fi) noexcept nogi
 cdef class Device:
     """One 82599 port. Register access: ``read32``/``write32`` (or the nogil ``reg_*``)."""
 
-    def __cinit__(self, int index=0, Iommu iommu=None):
+    def __cinit__(self, int index=0, Iommu iommu=None, strict=None):
         self.index = index
+        # strict: an offset where no register is raises instead of reading 0 (our tests)
+        self.strict = bool(strict) if strict is not None else \
+            os.environ.get("WIRECAP_MODEL_STRICT", "") not in ("", "0")
         self.iommu = iommu if iommu is not None else Iommu()
         self.regs = <uint32_t*>calloc(NWORDS, 4)
         self.handler = <uint8_t*>calloc(NWORDS, 1)
         self.qidx = <uint8_t*>calloc(NWORDS, 1)
         self.canon = <uint32_t*>calloc(NWORDS, 4)
+        self.reset_val = <uint32_t*>calloc(NWORDS, 4)
+        self.wmask = <uint32_t*>calloc(NWORDS, 4)
+        self.unknown_log = <uint32_t*>calloc(3 * UNKNOWN_LOG, 4)
         self.stat = <uint64_t*>calloc(C_COUNT, 8)
         self.latch = <uint32_t*>calloc(NWORDS, 4)
         self.diag = <uint64_t*>calloc(D_COUNT, 8)
@@ -186,7 +215,8 @@ cdef class Device:
         self.pbq = <PbEntry*>calloc(self.pb_cap_entries, sizeof(PbEntry))
         self.txbuf = <uint8_t*>malloc(16384)
         if not (self.regs and self.handler and self.qidx and self.canon and self.stat and
-                self.latch and self.diag and self.pb and self.pbq and self.txbuf):
+                self.latch and self.diag and self.pb and self.pbq and self.txbuf and
+                self.reset_val and self.wmask and self.unknown_log):
             raise MemoryError("82599 model state")
         self.reset_delay_ns = 1000000       # EEC.ARD / RDRXCTL.DMAIDONE 1 ms after a reset
         self.link_delay_ns = 2000000        # auto-negotiation takes 2 ms
@@ -196,6 +226,7 @@ cdef class Device:
 
     def __dealloc__(self):
         free(self.regs); free(self.handler); free(self.qidx); free(self.canon)
+        free(self.reset_val); free(self.wmask); free(self.unknown_log)
         free(self.stat); free(self.latch); free(self.diag); free(self.pb); free(self.pbq)
         free(self.txbuf); free(self.sink_buf); free(self.sink_lens); free(self.trace)
 
@@ -206,37 +237,26 @@ cdef class Device:
         self.canon[off >> 2] = (off if canon < 0 else canon) >> 2
 
     def _define_registers(self):
+        """Generic storage for every register of the table, then the modelled ones."""
+        lay = regfile.layout()
+        cdef const uint8_t[::1] mode = lay.mode
+        cdef const uint32_t[::1] canon = lay.canon, entry = lay.entry, reset = lay.reset
+        cdef const uint32_t[::1] wmask = lay.wmask
+        cdef uint8_t lut[16]
+        cdef uint32_t w
+        lut[0] = H_NONE
+        for i, m in enumerate(regfile.MODES):
+            lut[i + 1] = GENERIC_HANDLERS[m]
         for w in range(NWORDS):
-            self.canon[w] = w
-        plain = [r.CTRL_EXT, r.ESDP, r.EERD, r.EIAC, r.EIAM, r.GPIE, r.RXCSUM, r.RFCTL,
-                 r.VLNCTRL, r.MCSTCTRL, r.RXCTRL, r.HLREG0, r.MFLCN, r.MAXFRS, r.AUTOC2,
-                 r.DMATXCTL, r.DTXMXSZRQ, r.MTQC, r.RTTDCS, r.RTRPCS, r.FCTRL]
-        for off in plain:
-            self._def(off, H_RW)
-        for fn in (ixgbe.RAL, ixgbe.RAH):
-            for i in ixgbe.indices(fn):
-                self._def(fn(i), H_RAR, i)
-        for fn in (ixgbe.MTA, ixgbe.IVAR, ixgbe.EIMS_EX, ixgbe.EIMC_EX,
-                   ixgbe.PSRTYPE, ixgbe.RXPBSIZE, ixgbe.TXPBSIZE, ixgbe.RDBAL, ixgbe.RDBAH,
-                   ixgbe.RDLEN, ixgbe.DCA_RXCTRL, ixgbe.TDBAL, ixgbe.TDBAH, ixgbe.TDLEN,
-                   ixgbe.TDWBAH):
-            for i in ixgbe.indices(fn):
-                self._def(fn(i), H_RW, i)
-        for i in range(16):
-            self._def(ixgbe.DCA_RXCTRL_ALIAS(i), H_RW, i, ixgbe.DCA_RXCTRL(i))
-            self._def(ixgbe.SRRCTL_ALIAS(i), H_SRRCTL, i, ixgbe.SRRCTL(i))
-        special = {r.CTRL: H_CTRL, r.STATUS: H_STATUS, r.EEC: H_EEC, r.EICR: H_EICR,
-                   r.EICS: H_EICS, r.EIMS: H_EIMS, r.EIMC: H_EIMC, r.RDRXCTL: H_RDRXCTL,
-                   r.AUTOC: H_AUTOC, r.LINKS: H_LINKS, r.MRQC: H_MRQC, r.HLREG1: H_RO}
-        for off, h in special.items():
-            self._def(off, h)
-        per_index = {ixgbe.RDH: H_RDH, ixgbe.RDT: H_RDT, ixgbe.RXDCTL: H_RXDCTL,
-                     ixgbe.SRRCTL: H_SRRCTL, ixgbe.TDH: H_TDH, ixgbe.TDT: H_TDT,
-                     ixgbe.TXDCTL: H_TXDCTL, ixgbe.TDWBAL: H_TDWBAL, ixgbe.RETA: H_RETA,
-                     ixgbe.RSSRK: H_RSSRK, ixgbe.RQSMR: H_RQSMR, ixgbe.TQSM: H_TQSM}
-        for fn, h in per_index.items():
-            for i in ixgbe.indices(fn):
-                self._def(fn(i), h, i)
+            self.handler[w] = lut[mode[w]]
+            self.canon[w] = canon[w]
+            self.qidx[w] = entry[w] & 0xFF
+            self.reset_val[w] = reset[w]
+            self.wmask[w] = wmask[w]
+        for w, h, n, c in regfile.modelled_words(MODELLED):
+            self._def(w << 2, h, n, c << 2)
+        for i in range(2):              # EIMC_EX(i) clears the bits of EIMS_EX(i)
+            self.canon[ixgbe.EIMC_EX(i) >> 2] = ixgbe.EIMS_EX(i) >> 2
         for i in range(128):
             self.rxq[i].rdh_w = ixgbe.RDH(i) >> 2
             self.rxq[i].rdt_w = ixgbe.RDT(i) >> 2
@@ -247,32 +267,28 @@ cdef class Device:
                       r.PRC1023: C_PRC1023, r.PRC1522: C_PRC1522, r.GPTC: C_GPTC,
                       r.TPT: C_TPT, r.MPTC: C_MPTC, r.BPTC: C_BPTC, r.TXDGPC: C_TXDGPC,
                       r.PTC64: C_PTC64, r.PTC127: C_PTC127, r.PTC255: C_PTC255,
-                      r.PTC511: C_PTC511, r.PTC1023: C_PTC1023, r.PTC1522: C_PTC1522,
-                      r.CRCERRS: C_ZERO, r.ILLERRC: C_ZERO, r.ERRBC: C_ZERO, r.MLFC: C_ZERO,
-                      r.MRFC: C_ZERO, r.RLEC: C_ZERO, r.RFC: C_ZERO, r.RJC: C_ZERO,
-                      r.RXNFGPC: C_ZERO}
+                      r.PTC511: C_PTC511, r.PTC1023: C_PTC1023, r.PTC1522: C_PTC1522}
         for off, c in counters32.items():
             self._def(off, H_STAT32, c)
-        for i in range(8):
-            self._def(ixgbe.MPC(i), H_STAT32, C_MPC + i)
-            self._def(ixgbe.RNBC(i), H_STAT32, C_RNBC + i)
+        per_index = {"MPC": C_MPC, "RNBC": C_RNBC, "QPRC": C_QPRC, "QPRDC": C_QPRDC,
+                     "QPTC": C_QPTC, "QBRC_L": C_QBRC, "QBTC_L": C_QBTC}
+        for name, c in per_index.items():
+            for w, _, n, canon_w in regfile.modelled_words({name: 0}):
+                self._def(w << 2, H_STATLO if name.endswith("_L") else H_STAT32, c + n,
+                          canon_w << 2)
         for i in range(16):
-            self._def(ixgbe.QPRC(i), H_STAT32, C_QPRC + i)
-            self._def(ixgbe.QPRDC(i), H_STAT32, C_QPRDC + i)
-            self._def(ixgbe.QPTC(i), H_STAT32, C_QPTC + i)
-            self._def(ixgbe.QBRC_L(i), H_STATLO, C_QBRC + i)
             self._def(ixgbe.QBRC_H(i), H_STATHI, C_QBRC + i, ixgbe.QBRC_L(i))
-            self._def(ixgbe.QBTC_L(i), H_STATLO, C_QBTC + i)
             self._def(ixgbe.QBTC_H(i), H_STATHI, C_QBTC + i, ixgbe.QBTC_L(i))
         for lo, hi, c in ((r.GORCL, r.GORCH, C_GORC), (r.GOTCL, r.GOTCH, C_GOTC),
                           (r.TORL, r.TORH, C_TOR)):
             self._def(lo, H_STATLO, c)
             self._def(hi, H_STATHI, c, lo)
+        self.nvm[NVM_WORDS - 1] = 0xBABA    # the checksum word: the image sums to 0xBABA
 
     # -------------------------------------------------------------- reset (4.6.3.2)
     cdef void _reset(self, int64_t now) noexcept nogil:
         cdef int i
-        memset(self.regs, 0, NWORDS * 4)
+        memcpy(self.regs, self.reset_val, NWORDS * 4)     # the table's reset values
         memset(self.latch, 0, NWORDS * 4)
         memset(self.stat, 0, C_COUNT * 8)
         memset(self.reta, 0, 128)
@@ -286,17 +302,12 @@ cdef class Device:
             self.txq[i].head = self.txq[i].tail = 0
             self.txq[i].stat = 0
             self.txq[i].wb_iova = 0
-            self.regs[(0x01014 + 0x40 * i if i < 64 else 0x0D014 + 0x40 * (i - 64)) >> 2] = 0x402
         self.pb_head = self.pb_count = 0
         self.pb_tail = self.pb_bytes = 0
-        # values the datasheet gives after reset, or the NVM loads
-        self.regs[r.HLREG0 >> 2] = r.HLREG0_TXCRCEN | r.HLREG0_RXCRCSTRP | r.HLREG0_TXPADEN
-        self.regs[r.MAXFRS >> 2] = r.MAX_FRAME << r.MAXFRS_MFS_SHIFT
-        self.regs[r.AUTOC >> 2] = r.AUTOC_LMS_KX4_KX_KR
-        self.regs[(0x03C00) >> 2] = PB_MAX           # RXPBSIZE(0): all 512 KB in one buffer
-        self.regs[(0x0CC00) >> 2] = 160 << 10        # TXPBSIZE(0): 160 KB
-        self.regs[0x0A200 >> 2] = 0x50435702             # RAL(0)/RAH(0): 02:57:43:50:ii:00
-        self.regs[0x0A204 >> 2] = r.RAH_AV | (<uint32_t>self.index & 0xFF)
+        # EEC.PRES/ARD are the device's (_read); the NVM loads RAL(0)/RAH(0): 02:57:43:50:ii:00
+        self.regs[r.EEC >> 2] &= ~<uint32_t>(r.EEC_PRES | r.EEC_ARD)
+        self.regs[0x0A200 >> 2] = 0x50435702                           # RAL(0)
+        self.regs[0x0A204 >> 2] = r.RAH_AV | (<uint32_t>self.index & 0xFF)  # RAH(0)
         global _rss_generation
         _rss_generation += 1
         self.rss_gen = _rss_generation
@@ -357,7 +368,8 @@ cdef class Device:
             return -1
         cdef uint32_t w = off >> 2
         if self.handler[w] == H_NONE:
-            return -2
+            out[0] = 0
+            return self._unknown(off, 0, 0)
         if self.handler[w] == H_RDH:        # the head is published atomically: no lock
             out[0] = load32(&self.rxq[self.qidx[w]].head)
             return 0
@@ -372,7 +384,7 @@ cdef class Device:
         cdef uint32_t w = off >> 2
         cdef RxQ* q
         if self.handler[w] == H_NONE:
-            return -2
+            return self._unknown(off, 1, val)
         if self.trace_n < self.trace_cap:
             self.trace[2 * self.trace_n] = off
             self.trace[2 * self.trace_n + 1] = val
@@ -394,6 +406,20 @@ cdef class Device:
         model_unlock()
         return 0
 
+    cdef int _unknown(self, uint32_t off, uint32_t is_write, uint32_t val) noexcept nogil:
+        """An offset where no register is: silicon reads 0 and drops the write; the model also
+        counts and logs it, and in strict mode refuses it (-2)."""
+        cdef uint32_t n
+        model_lock()
+        n = <uint32_t>self.diag[D_UNKNOWN_ACCESS]
+        self.diag[D_UNKNOWN_ACCESS] += 1
+        if n < UNKNOWN_LOG:
+            self.unknown_log[3 * n] = off
+            self.unknown_log[3 * n + 1] = is_write
+            self.unknown_log[3 * n + 2] = val
+        model_unlock()
+        return -2 if self.strict else 0
+
     cdef uint32_t _read(self, uint32_t w, int64_t now) noexcept nogil:
         cdef uint8_t h = self.handler[w]
         cdef uint32_t q = self.qidx[w], c = self.canon[w], v
@@ -401,10 +427,26 @@ cdef class Device:
         cdef bint done = now >= self.reset_done_ns
         self._link_event(now)
         if h == H_RW or h == H_RO or h == H_RAR or h == H_SRRCTL or h == H_RETA or h == H_RSSRK or \
-                h == H_MRQC or h == H_RQSMR or h == H_TQSM or h == H_TDWBAL:
+                h == H_MRQC or h == H_RQSMR or h == H_TQSM or h == H_TDWBAL or h == H_W1C or \
+                h == H_RWS or h == H_EERD:
             return self.regs[c]
-        if h == H_WO or h == H_EIMC or h == H_EICS:
+        if h == H_WO or h == H_EIMC or h == H_EICS or h == H_EIMC_EX:
             return 0
+        if h == H_RC or h == H_RCW1C:   # counters the model does not count, causes it never sets
+            v = self.regs[c]
+            self.regs[c] = 0
+            return v
+        if h == H_RC64L:
+            self.latch[w] = self.regs[c + 1]
+            v = self.regs[c]
+            self.regs[c] = self.regs[c + 1] = 0
+            return v
+        if h == H_RC64H:
+            return self.latch[w - 1]
+        if h == H_SWSM:                 # SMBI: a read that finds it clear takes the semaphore
+            v = self.regs[c]
+            self.regs[c] = v | r.SWSM_SMBI
+            return v
         if h == H_CTRL:
             return self.regs[c] | (0 if done else r.CTRL_RST)
         if h == H_STATUS:
@@ -421,6 +463,8 @@ cdef class Device:
             return 0
         if h == H_AUTOC:
             return self.regs[c]
+        if h == H_ANLP1:                # auto-negotiation has left state 0 once the reset is done
+            return self.regs[c] | ((1 << 16) if done else 0)     # AN_STATE 1
         if h == H_EICR:                 # clear on read
             v = self.regs[c]
             self.regs[c] = 0
@@ -459,11 +503,23 @@ cdef class Device:
         cdef uint32_t q = self.qidx[w], c = self.canon[w], k
         global _rss_generation
         self._link_event(now)
-        if h == H_RO or h == H_STATUS or h == H_LINKS or h == H_STAT32 or h == H_STATLO or \
-                h == H_STATHI:
+        if h == H_RO or h == H_STATUS or h == H_LINKS or h == H_ANLP1 or h == H_STAT32 or \
+                h == H_STATLO or h == H_STATHI or h == H_WO or h == H_RC or h == H_RC64L or h == H_RC64H:
             return                      # read-only: writes are ignored, as on silicon
-        if h == H_RW:
-            self.regs[c] = val
+        if h == H_RW or h == H_SWSM:
+            self.regs[c] = (self.regs[c] & ~self.wmask[w]) | (val & self.wmask[w])
+            return
+        if h == H_W1C or h == H_RCW1C or h == H_EIMC_EX:
+            self.regs[c] &= ~val
+            return
+        if h == H_RWS:
+            self.regs[c] |= val & self.wmask[w]
+            return
+        if h == H_EERD:                 # the read completes at once: DONE with the word
+            if val & r.EERD_START:
+                k = (val & 0xFFFF) >> r.EERD_ADDR_SHIFT
+                self.regs[c] = (k << r.EERD_ADDR_SHIFT) | r.EERD_DONE | \
+                    (<uint32_t>(self.nvm[k] if k < NVM_WORDS else 0xFFFF) << r.EERD_DATA_SHIFT)
             return
         if h == H_RAR:
             self.regs[c] = val
@@ -611,7 +667,8 @@ cdef class Device:
                 self.diag[D_LINK_DOWN] += 1
                 return 1
             self.link_is_up = 1
-        if not (self.regs[r.RXCTRL >> 2] & r.RXCTRL_RXEN):
+        if not (self.regs[r.RXCTRL >> 2] & r.RXCTRL_RXEN) or \
+                self.regs[r.SECRXCTRL >> 2] & r.SECRXCTRL_RX_DIS:
             self.diag[D_RX_DISABLED] += 1
             return 1
         self.stat[C_TPR] += 1
@@ -1032,13 +1089,23 @@ cdef class Device:
         """Model-only counters (not registers): what the datasheet's counters do not see."""
         return {name: self.diag[i] for i, name in enumerate(DIAGNOSTICS)}
 
+    def unknown_accesses(self):
+        """The first accesses to offsets where no register is: (offset, 'read'|'write', value)."""
+        n = min(self.diag[D_UNKNOWN_ACCESS], UNKNOWN_LOG)
+        return [(self.unknown_log[3 * i], "write" if self.unknown_log[3 * i + 1] else "read",
+                 self.unknown_log[3 * i + 2]) for i in range(n)]
+
+    def nvm_word(self, int word):
+        """The NVM word EERD returns for ``word`` (0xFFFF beyond the image: erased)."""
+        return self.nvm[word] if 0 <= word < NVM_WORDS else 0xFFFF
+
 
 def _access_error(uint32_t offset, int rc):
     if rc == -1:
         return (f"register access at {offset:#x}: offsets must be 4-byte aligned and below "
                 f"BAR0's size {r.BAR0_SIZE:#x}")
-    return (f"register access at {offset:#x}: no 82599 register there "
-            f"(see wirecap.ixgbe for the register map)")
+    return (f"register access at {offset:#x}: no 82599 register there (strict mode; the "
+            f"register table is wirecap/registers/82599.txt)")
 
 
 def toeplitz(key: bytes, data: bytes) -> int:
