@@ -193,7 +193,7 @@ class Handle:
                  owns_engine=False):
         self._check_snaplen(snaplen)
         self.engine, self.queue = None, queue
-        self._worker = None
+        self._rxq = None
         self._snaplen, self._timeout = snaplen, timeout_ms / 1000.0
         self._nonblock, self._owns = nonblock, owns_engine
         self._filter = None
@@ -214,7 +214,7 @@ class Handle:
 
     def _attach(self, engine):
         self.engine = engine
-        self._worker = engine._worker(self.queue)
+        self._rxq = engine.rx_queue(self.queue)
 
     def _live(self):
         if self.engine is None:
@@ -288,11 +288,11 @@ class Handle:
             expression = expression._filter.expression
         new = Filter(expression, linktype=DLT_EN10MB, snaplen=self._snaplen) \
             if expression else None
-        rxq = self._worker.rxq
+        rxq = self._rxq
         # a device that filters (AF_PACKET: the kernel) drops what fails before it takes ring
         # space; the filter still runs here for what the ring already holds and for buddies'
         # chunks
-        rxq.device.set_filter(expression or None, queue=rxq.index)
+        rxq.device.set_filter(expression or None, queue=rxq.index, snaplen=self._snaplen)
         self._filter = new
         if self._chunk is not None:
             self._mask = self._compute_mask(self._chunk)
@@ -309,7 +309,7 @@ class Handle:
     def _iface(self):
         """The Linux interface behind this handle's device, or None (82599 ports, the model)."""
         self._live()
-        return getattr(self._worker.rxq.device, "iface", None)
+        return getattr(self._rxq.device, "iface", None)
 
     def getnet(self):
         """The IPv4 network of the device's interface as a dotted quad; 0.0.0.0 if it has
@@ -334,7 +334,7 @@ class Handle:
         AF_PACKET socket bound to the interface."""
         self._live()
         if self._tx is None:
-            self._tx = self.engine.tx_queue(self._worker.rxq.device.name, 0)
+            self._tx = self.engine.tx_queue(self._rxq.device.name, 0)
         self._tx.send(bytes(data))
 
     def setdirection(self, direction):
@@ -357,26 +357,22 @@ class Handle:
         the interface's packets over every handle in the group. AF_PACKET devices only; one
         engine with several queues does the same (``Engine(..., queues=N, fanout=...)``)."""
         if self._iface() is None:
-            raise PcapError(f"set_fanout: {self._worker.rxq.device.name} is not a Linux "
+            raise PcapError(f"set_fanout: {self._rxq.device.name} is not a Linux "
                             f"interface; a packet fanout group needs AF_PACKET")
         self._sockopt(_PACKET_FANOUT, (group_id & 0xFFFF) | (fanout_type << 16))
 
     def _sockopt(self, option, value):
-        """setsockopt(SOL_PACKET, option, value) on the AF_PACKET socket of every queue."""
-        for w in self.engine.workers:
-            with socket.socket(fileno=os.dup(w.rxq.fd)) as sock:
-                try:
-                    sock.setsockopt(_SOL_PACKET, option, value)
-                except OSError as e:
-                    raise PcapError(f"{w.rxq.device.name}: setsockopt: {e.strerror}") from None
-
-    def snapshot(self):
-        return self._snaplen
+        """setsockopt(SOL_PACKET, option, value) on this handle's AF_PACKET socket."""
+        with socket.socket(fileno=os.dup(self._rxq.fd)) as sock:
+            try:
+                sock.setsockopt(_SOL_PACKET, option, value)
+            except OSError as e:
+                raise PcapError(f"{self._rxq.device.name}: setsockopt: {e.strerror}") from None
 
     def fileno(self):
         """Readable while captured chunks wait for this handle (for select/poll/epoll)."""
         self._live()
-        return self._worker.capture_q.fileno()
+        return self.engine.fileno(self.queue)
 
     getfd = fileno
 

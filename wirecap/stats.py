@@ -48,6 +48,17 @@ _SUMMED = ("packets", "bytes", "nic_dropped", "captured_chunks", "recycled", "of
            "offloaded_in", "flushes", "capture_queue", "free", "armed", "captured")
 
 
+def table(headers, rows):
+    """Rows under headers, right-aligned, numbers with thousands separators (the text form
+    of a table; the benchmarks print theirs with it too)."""
+    cells = [[_format(v) for v in r] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(map(str, headers), *cells)]
+    lines = ["  ".join(str(h).rjust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
 class Snapshot:
     """Counters at one instant: ``queues`` (one dict per engine queue), ``devices`` (per
     device sums plus the device's own counters) and ``t`` (time.time())."""
@@ -95,7 +106,7 @@ class Snapshot:
                     break
                 keep.append(c)
             cols, rows = self.rows(keep)
-        return _text_table(cols, rows)
+        return table(cols, rows)
 
     def __str__(self):
         return self.table()
@@ -130,23 +141,11 @@ def _value(row, column):
 
 
 def _format(v):
-    if isinstance(v, float):
-        return f"{v:.2f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
 def _text_width(cols, rows):
     return sum(max(len(_format(x)) for x in col) for col in zip(cols, *rows)) + 2 * (len(cols) - 1)
-
-
-def _text_table(cols, rows):
-    """Rows under headers, numbers right-aligned with thousands separators."""
-    cells = [[_format(v) for v in r] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(cols, *cells)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(cols, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
 
 
 def snapshot(engine):
