@@ -6,6 +6,12 @@ from setuptools import Extension, setup
 EXTENSIONS = [
     Extension("wirecap.ixgbe", ["wirecap/ixgbe.pyx"]),
     Extension("wirecap.sim._iommu", ["wirecap/sim/_iommu.pyx"]),
+    Extension("wirecap.sim._frame", ["wirecap/sim/_frame.pyx"]),
+    Extension("wirecap.sim._counters", ["wirecap/sim/_counters.pyx"]),
+    Extension("wirecap.sim._state", ["wirecap/sim/_state.pyx"]),
+    Extension("wirecap.sim._receive", ["wirecap/sim/_receive.pyx"]),
+    Extension("wirecap.sim._transmit", ["wirecap/sim/_transmit.pyx"]),
+    Extension("wirecap.sim._registers", ["wirecap/sim/_registers.pyx"]),
     Extension("wirecap.sim._device", ["wirecap/sim/_device.pyx"]),
     Extension("wirecap.sim._wire", ["wirecap/sim/_wire.pyx"]),
     Extension("wirecap._dma", ["wirecap/_dma.pyx"]),

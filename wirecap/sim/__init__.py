@@ -2,7 +2,8 @@
 
 ``open(0)`` gives the device ``sim:0`` (one instance per index per process), with its wire.
 """
-from ._device import Device, ModelError, toeplitz
+from ._device import Device, ModelError
+from ._frame import toeplitz
 from ._iommu import Iommu
 from ._wire import Pcap, Wire
 from .traffic import TrafficProfile, line_rate_pps
