@@ -29,7 +29,7 @@ import select
 import tempfile
 import time
 
-from .. import _pcap, _pmd, sim, stats
+from .. import _pcap, sim, stats
 from ..dump import PcapWriter
 from ..engine import Engine
 from ..errors import WirecapError
@@ -41,13 +41,6 @@ FULL_FRAMES, QUICK_FRAMES = 10 ** 8, 10 ** 7
 FLOWS = 64
 ROTATE_BYTES = 1 << 30          # the pcap file starts over past this size
 SETTLE_S = 2.0                  # after the wire is done: how long frames may stay unaccounted
-
-
-def _fresh_model():
-    # every run starts from a power-on model port
-    for stale in list(_pmd._open_devices.values()):
-        stale.close()
-    sim._instances.clear()
 
 
 def geometry(ring_only, ndesc, segment, chunks):
@@ -176,11 +169,10 @@ def _thread_cpu_ns(eng):
 
 
 def _model_catchup_ns(dev):
-    """Time the model spent delivering due frames at the driver's sync points, if it says."""
-    st = getattr(dev, "stats", None)
-    if st is None:
-        return None
-    return st().get("catchup_ns")
+    """Time the model spent delivering due frames at the driver's sync points (nearly all of
+    it on the capture threads, which touch the port most), if the model says."""
+    clock = getattr(dev, "clock_stats", None)
+    return clock()["catchup_ns"] if clock is not None else None
 
 
 def _drops(eng):
@@ -189,21 +181,21 @@ def _drops(eng):
     st = eng.stats(totals)
     ring = sum(s["nic_dropped"] for s in st)
     missed = sum(t.get(f"MPC{i}", 0) for t in totals for i in range(8))
-    pending = sum(nic.model.pending() for nic in eng.nics)
+    pending = sum(nic.port.pending() for nic in eng.nics)
     return ring, missed, pending, st
 
 
 def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapshot=False):
     """One run: returns its row (counts, drops by place, capture-thread cost, wall time; and
     with ``snapshot`` the engine's per-queue statistics table at the end)."""
-    _fresh_model()
+    sim.reset()                         # every run starts from a power-on model port
     geo = geometry(ring_only, ndesc, segment, chunks)
     eng = Engine("sim:0", queues=queues, flush_us=1000, **geo)
     profile = TrafficProfile(count=frames, sizes=(64,), flows=FLOWS)
     reader = None
     try:
         eng.start()
-        dev = eng.nics[0].model
+        dev = eng.nics[0].port
         wire = dev.wire
         reader = READERS[consumer](eng)
         model0 = _model_catchup_ns(dev)

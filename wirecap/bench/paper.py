@@ -66,13 +66,6 @@ def label(cfg):
     return f"{name} ({m},{r})" if name else f"WireCAP-B-({m},{r})"
 
 
-def _fresh_model():
-    # every run starts from a power-on model port, as a test does
-    for stale in list(_pmd._open_devices.values()):
-        stale.close()
-    sim._instances.clear()
-
-
 class Progress:
     """A one-line progress bar on stderr when it is a terminal; silent otherwise."""
 
@@ -104,7 +97,7 @@ def play(eng, profile, progress=None):
     """Play ``profile`` on the wire of ``eng``'s model port and wait until it is played out
     (its last frame due, delivered or dropped: drops are final then). Returns the wire's
     measurements."""
-    wire = eng.nics[0].model.wire
+    wire = eng.nics[0].port.wire
     wire.play(profile)
     while wire.running or wire.sent < profile.count:
         if progress is not None:
@@ -141,7 +134,7 @@ def run_burst(cfg, P, pin, x, max_pps=0, flows=16, progress=None):
     of geometry ``cfg``, processed by a handler at load ``x`` (capped at ``max_pps`` if
     given)."""
     _, m, r = cfg
-    _fresh_model()
+    sim.reset()                         # every run starts from a power-on model port
     t0 = time.monotonic()
     eng = Engine("sim:0", queues=1, segment=m, chunks=r, ndesc=N, flush_us=1000)
     try:
@@ -243,7 +236,7 @@ IMBALANCE = {"queues": 4, "heavy_share": 0.9, "M": 64, "R": 64, "flows": 32, "x"
 
 
 def run_imbalance(mode, threshold, frames, rate, spec=IMBALANCE, progress=None):
-    _fresh_model()
+    sim.reset()                         # every run starts from a power-on model port
     t0 = time.monotonic()
     q = spec["queues"]
     eng = Engine("sim:0", queues=q, mode=mode, threshold=threshold or 0.6, segment=spec["M"],
