@@ -201,7 +201,7 @@ def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapsh
         model0 = _model_catchup_ns(dev)
         t0 = time.perf_counter()
         wire.play(profile)
-        settle_end = None
+        settle_end = played = None
         while True:
             got = reader.pass_()
             if got:
@@ -210,6 +210,7 @@ def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapsh
             if wire.running or wire.sent < frames:
                 reader.wait(0.002)
                 continue
+            played = played or wire.stats()         # the rate it played at, taken at its end
             ring, missed, pending, _ = _drops(eng)
             if reader.read + ring + missed + pending >= frames:
                 break
@@ -222,7 +223,6 @@ def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapsh
         wall = time.perf_counter() - t0
         cpu_ns = _thread_cpu_ns(eng)
         model1 = _model_catchup_ns(dev)
-        played = wire.stats()
     finally:
         if reader is not None:
             reader.close()
