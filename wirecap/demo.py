@@ -61,8 +61,10 @@ def line_rate_lines(row):
         lines.append(f"=> {_n(row['lost'])} of {_n(row['sent'])} frames lost "
                      f"({100 * row['loss']:.3f} %): {why}.")
     if row["capture_ns_per_frame"] is not None:
-        lines.append(f"the capture thread spent {row['capture_ns_per_frame']:.1f} ns per frame"
-                     + (f", {row['model_ns_per_frame']:.1f} of them in the model"
+        lines.append(f"the capture threads spent {row['capture_ns_per_frame']:.1f} ns of CPU "
+                     f"per frame"
+                     + (f"; the model spent {row['model_ns_per_frame']:.1f} ns per frame "
+                        f"catching up with the wire"
                         if row["model_ns_per_frame"] is not None else ""))
     return lines
 
