@@ -32,7 +32,9 @@ def check_accounting(run):
 
 # ----------------------------------------------------------------------------- pkt_handler
 def test_handler_does_x_units_of_fnv1a_per_packet():
-    with Engine("sim:0", queues=1, ndesc=128, segment=16, chunks=12, flush_us=0) as eng:
+    # inline capture: no capture thread can flush part of the segment while send() runs
+    with Engine("sim:0", queues=1, ndesc=128, segment=16, chunks=12, flush_us=0,
+                threads=False) as eng:
         p = TrafficProfile(count=16, flows=3)
         eng.nics[0].port.wire.send(p)
         c = eng.next_chunk(0, timeout=2)
