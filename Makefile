@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench build clean
+.PHONY: demo test bench build clean test-vm
 
 $(STAMP): pyproject.toml setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ demo: build
 
 test: build
 	$(BIN)/python -m pytest -q
+
+# --- VM tests (helper vfio; tests/vm): vfio against Linux's vfio-pci in a QEMU guest with a
+# virtual IOMMU. The harness installs QEMU, a kernel and static busybox with apt-get when run as
+# root; where it cannot, the tests skip and say why.
+test-vm: build
+	$(BIN)/python tests/vm/harness.py --prepare
+	$(BIN)/python -m pytest -q -m vm tests/vm
 
 bench: build
 	$(BIN)/wirecap bench model
