@@ -11,19 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from wirecap import cli
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import mac_of  # noqa: E402  (the MACs the harness gave the NICs)
+from wirecap import cli  # noqa: E402
 
 ETH = "0000:00:04.0"                    # kernel-driven, up with an address
-PAIR = ("0000:00:05.0", "0000:00:05.1")  # one IOMMU group of two functions
+PAIR = ("0000:01:01.0", "0000:01:02.0")  # behind a PCI bridge: one IOMMU group
+BRIDGE = "0000:00:05.0"                 # the bridge, in that group too (no driver)
 ALONE = "0000:00:06.0"                  # a group of its own; on QEMU's hub 0 with PAIR
 SYS = Path("/sys/bus/pci/devices")
 REPO = Path(__file__).resolve().parents[3]
-
-
-def mac_of(address):
-    """The MAC the harness gave the NIC at ``address`` (harness.mac_of)."""
-    slot, fn = address.split(":")[2].split(".")
-    return bytes([0x52, 0x54, 0x00, 0x12, int(slot, 16), int(fn)])
 
 
 def wirecap(*argv):

@@ -6,7 +6,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from guestlib import ALONE, ETH, PAIR, SYS, driver, group, wirecap, wirecap_command
+from guestlib import ALONE, BRIDGE, ETH, PAIR, SYS, driver, group, wirecap, wirecap_command
 
 STATE = Path("/run/wirecap/bindings.json")
 RULE = Path("/run/udev/rules.d/60-wirecap-vfio.rules")
@@ -33,7 +33,7 @@ def test_devices_shows_the_nics_their_groups_and_what_is_in_use():
     assert set(rows) == {ETH, ALONE, *PAIR}
     assert all(r["driver"] == "e1000e" and not r["supported"] for r in rows.values())
     assert rows[ETH]["group"] == [] and rows[ALONE]["group"] == []
-    assert [m["address"] for m in rows[PAIR[0]]["group"]] == [PAIR[1]]
+    assert {m["address"]: m["driver"] for m in rows[PAIR[0]]["group"]} == {BRIDGE: None, PAIR[1]: "e1000e"}
     assert rows[PAIR[0]]["iommu_group"] == rows[PAIR[1]]["iommu_group"] != rows[ALONE]["iommu_group"]
     assert rows[ETH]["in_use"] and any("10.0.2.15/24" in r for r in rows[ETH]["in_use_reasons"])
     assert not rows[ALONE]["in_use"]
