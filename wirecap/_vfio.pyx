@@ -363,7 +363,7 @@ cdef class Group:
             self.fd = -1
         if _open_groups.get(self.name) is self:
             del _open_groups[self.name]
-        container = self.container
+        cdef Container container = self.container
         if container._groups.get(self.name) is self:
             del container._groups[self.name]
             if not container._groups:
@@ -530,6 +530,7 @@ def open_pci(address, sysfs_root="/sys", Container container=None):
     devices one container and they share one DMA domain. A device is opened once per process.
     Every failure names its cause and the command that fixes it.
     """
+    cdef Group group
     host = Host.from_sysfs_root(sysfs_root)
     address = _pci_address(address)
     if address in _open_devices:
@@ -542,7 +543,8 @@ def open_pci(address, sysfs_root="/sys", Container container=None):
     if held is not None and held.container is not container:
         raise WirecapError(
             f"this process already has IOMMU group {name} open (for "
-            f"{', '.join(held._devices) or 'no device'}) in another vfio container, and a group "
+            f"{', '.join(d.address for d in held.devices) or 'no device'}) in another vfio "
+            f"container, and a group "
             f"joins one container only. Fix: pass container= that device's .container")
     dev_vfio = host.path("dev/vfio")
     own = container is None

@@ -134,7 +134,6 @@ def test_a_member_of_group_wirecap_captures_without_root(tmp_path):
     script = textwrap.dedent(f"""
         from wirecap._dma import Domain
         from wirecap._vfio import open_pci
-from wirecap.errors import WirecapError
         dev = open_pci("{ALONE}")
         region = Domain(dev.container).alloc(1 << 20, hugepages=False)
         print("ok", dev.bar0_size, region.iova)
