@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NEEDS  ?= build
 
-.PHONY: demo test bench build clean system-packages
+.PHONY: demo test bench build clean system-packages test-vm
 
 # NEEDS=test for `make test` (target-specific values reach its prerequisites too)
 test: NEEDS = test
@@ -35,6 +35,13 @@ demo: build
 
 test: build
 	$(BIN)/python -m pytest -q
+
+# --- VM tests (helper vfio; tests/vm): vfio against Linux's vfio-pci in a QEMU guest with a
+# virtual IOMMU. The harness installs QEMU, a kernel and static busybox with apt-get when run as
+# root; where it cannot, the tests skip and say why.
+test-vm: build
+	$(BIN)/python tests/vm/harness.py --prepare
+	$(BIN)/python -m pytest -q -m vm tests/vm
 
 bench: build
 	$(BIN)/wirecap bench model
