@@ -150,6 +150,11 @@ class FakeSys:
         if driver in self.probe_fails:
             return                      # Linux logs the probe error; the write itself succeeds
         self._link(address, driver)
+        group = self.sys / "bus/pci/devices" / address / "iommu_group"
+        if driver == "vfio-pci" and group.is_symlink():     # vfio makes the group's node
+            node = self.base / "dev/vfio" / os.path.basename(os.readlink(group))
+            node.parent.mkdir(parents=True, exist_ok=True)
+            node.touch(mode=0o600)
 
     # --- the kernel's side of a sysfs write ------------------------------------------------
 

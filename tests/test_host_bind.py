@@ -1,6 +1,8 @@
 """bind / unbind / restore against fake sysfs trees, through the exact sysfs writes."""
 import errno
 import json
+import os
+import stat
 
 import pytest
 from host_fakes import FakeHost, standard, sysfs_writes
@@ -9,6 +11,9 @@ from vfio_setup import bind as binding
 from wirecap.errors import WirecapError
 
 PORT, PORT2, X540 = "0000:03:00.0", "0000:03:00.1", "0000:05:00.0"
+
+
+RULE = "run/udev/rules.d/60-wirecap-vfio.rules"
 
 
 def state(fake):
@@ -28,7 +33,7 @@ def test_bind_writes_override_unbinds_and_probes(tmp_path):
     assert fake.driver(PORT) == "vfio-pci" and fake.override(PORT) == "vfio-pci"
     assert not fake.has_interface("wcf2")
     assert state(fake)[PORT] == {"driver": "ixgbe", "driver_override": None, "interfaces": ["wcf2"],
-                                 "name": "Intel 82599ES 10 GbE SFI/SFP+"}
+                                 "name": "Intel 82599ES 10 GbE SFI/SFP+", "iommu_group": "14"}
     assert f"bound {PORT} to vfio-pci (was ixgbe, wcf2)" in host.text
     assert fake.driver(PORT2) == "ixgbe"                  # the other port is untouched
 
@@ -295,3 +300,71 @@ def test_device_without_driver_is_bound_and_returned_to_none(tmp_path):
     assert sysfs_writes(host) == [("bus/pci/devices/0000:06:00.0/driver_override", "\n"),
                                   ("bus/pci/drivers/vfio-pci/unbind", "0000:06:00.0")]
     assert fake.driver("0000:06:00.0") is None
+
+
+def with_wirecap_group(fake):
+    (fake.base / "etc/group").write_text(f"root:x:0:\nwirecap:x:{os.getegid()}:\n")
+
+
+def test_bind_gives_only_its_groups_to_group_wirecap(tmp_path):
+    fake = standard(tmp_path)
+    with_wirecap_group(fake)
+    other = fake.base / "dev/vfio/16"           # bound by someone else (a VM's)
+    other.parent.mkdir(parents=True)
+    other.touch(mode=0o600)
+    binding.bind(FakeHost(fake), [PORT])
+    node = (fake.base / "dev/vfio/14").stat()
+    assert (node.st_gid, stat.S_IMODE(node.st_mode)) == (os.getegid(), 0o660)
+    assert stat.S_IMODE(other.stat().st_mode) == 0o600
+    rules = [line for line in (fake.base / RULE).read_text().splitlines() if not line.startswith("#")]
+    assert rules == ['SUBSYSTEM=="vfio", KERNEL=="14", GROUP="wirecap", MODE="0660"']
+    binding.bind(FakeHost(fake), [PORT2])
+    assert 'KERNEL=="15"' in (fake.base / RULE).read_text()
+    binding.unbind(FakeHost(fake), [PORT])
+    assert 'KERNEL=="14"' not in (fake.base / RULE).read_text()
+    binding.restore(FakeHost(fake))
+    assert not (fake.base / RULE).exists()
+
+
+def test_the_udev_rule_is_written_before_the_device_reaches_vfio(tmp_path):
+    fake = standard(tmp_path)
+    host = FakeHost(fake, dry_run=True)
+    binding.bind(host, [PORT])
+    text = host.text
+    assert text.index(f"would write {fake.base / RULE}:") < text.index("drivers_probe")
+    assert 'KERNEL=="14", GROUP="wirecap"' in text
+
+
+@pytest.mark.parametrize("record, problem", [
+    ({"driver": "../../../../tmp/x"}, "is not a driver name"),
+    ({"driver": "-v"}, "is not a driver name"),
+    ({"driver": "ixgbe", "driver_override": "a b"}, "is not a driver name"),
+    ({"driver": "ixgbe", "iommu_group": "14/../x"}, "is not a group number"),
+])
+def test_restore_refuses_a_tampered_record_and_changes_nothing(tmp_path, record, problem):
+    fake = standard(tmp_path)
+    binding.bind(FakeHost(fake), [PORT])
+    path = fake.base / "run/wirecap/bindings.json"
+    path.write_text(json.dumps({PORT: {"driver_override": None, **record}}))
+    host = FakeHost(fake)
+    with pytest.raises(WirecapError, match=f"{problem}; nothing was changed") as caught:
+        binding.restore(host)
+    assert "\n" not in str(caught.value) and "--driver NAME" in str(caught.value)
+    assert host.writes == [] and host.commands == [] and fake.driver(PORT) == "vfio-pci"
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", json.dumps({"eth0": {"driver": "ixgbe"}})])
+def test_a_damaged_record_is_refused(tmp_path, text):
+    fake = standard(tmp_path)
+    path = fake.base / "run/wirecap/bindings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(WirecapError, match="bindings.json"):
+        binding.restore(FakeHost(fake))
+
+
+def test_unbind_refuses_a_driver_option_that_is_not_a_name(tmp_path):
+    fake = standard(tmp_path)
+    binding.bind(FakeHost(fake), [PORT])
+    with pytest.raises(WirecapError, match="is not a driver name"):
+        binding.unbind(FakeHost(fake), [PORT], driver="../x")

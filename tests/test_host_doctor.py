@@ -20,15 +20,17 @@ def ready(tmp_path):
     fake.add_node(0, pools=(("2048", 1024, 1024), ("1048576", 0, 0)))
     (fake.base / "proc/mounts").write_text("nodev /dev/hugepages hugetlbfs rw,pagesize=2M 0 0\n")
     (fake.base / "etc/group").write_text(f"root:x:0:\n{WIRECAP_GROUP}:x:{os.getegid()}:alice\n")
-    rule = fake.base / doctor.UDEV_RULE
-    rule.parent.mkdir(parents=True)
-    rule.write_text("SUBSYSTEM==\"vfio\", GROUP=\"wirecap\", MODE=\"0660\"\n")
+    record = fake.base / "run/wirecap/bindings.json"        # wirecap bound group 14
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"0000:03:00.0": {"driver": "ixgbe", "iommu_group": "14"}}))
     vfio = fake.base / "dev/vfio"
     vfio.mkdir(parents=True)
     (vfio / "vfio").write_text("")
     (vfio / "vfio").chmod(0o666)
     (vfio / "14").write_text("")
     (vfio / "14").chmod(0o660)
+    (vfio / "16").write_text("")                        # not bound by wirecap: not ours
+    (vfio / "16").chmod(0o600)
     return fake
 
 
@@ -41,7 +43,8 @@ def test_ready_host_passes_every_check(tmp_path):
     found = statuses(fake)
     assert {name: c.status for name, c in found.items()} == {
         "IOMMU": "ok", "vfio-pci": "ok", "hugepages": "ok", "/dev/vfio": "ok"}
-    assert "1024 x 2M" in found["hugepages"].detail and "14" in found["/dev/vfio"].detail
+    assert "1024 x 2M" in found["hugepages"].detail
+    assert found["/dev/vfio"].detail == "group wirecap may open 14 (the groups wirecap bound)"
     code, out, _ = wirecap("doctor", "--sysfs-root", str(fake.sys))
     assert code == 0 and "[ok  ] IOMMU" in out
 
@@ -103,10 +106,13 @@ def test_hugepages_none_reserved_or_not_mounted(tmp_path):
 def test_dev_vfio_only_for_root_says_how_to_open_it(tmp_path):
     fake = ready(tmp_path)
     (fake.base / "dev/vfio/14").chmod(0o600)
-    (fake.base / doctor.UDEV_RULE).unlink()
     check = statuses(fake)["/dev/vfio"]
     assert check.status == "warn" and "only root may capture through" in check.detail
-    assert "`wirecap setup --persist`" in check.fix and f"usermod -aG {WIRECAP_GROUP}" in check.fix
+    assert "dev/vfio/16" not in check.detail
+    node = fake.base / "dev/vfio/14"
+    assert check.fix == f"`chgrp {WIRECAP_GROUP} {node} && chmod 0660 {node}`, then `usermod -aG {WIRECAP_GROUP} USER`"
+    (fake.base / "etc/group").write_text("root:x:0:\n")
+    assert "`wirecap setup --persist` (creates group wirecap)" in statuses(fake)["/dev/vfio"].fix
     (fake.base / "dev/vfio/vfio").chmod(0o600)
     assert "chmod 0666" in statuses(fake)["/dev/vfio"].fix
 
@@ -118,7 +124,7 @@ def test_doctor_json(tmp_path):
 
 # --- kernel/ and setup ---------------------------------------------------------------------
 
-EXPECTED_FILES = {"etc/modules-load.d/wirecap.conf", "etc/udev/rules.d/60-wirecap-vfio.rules",
+EXPECTED_FILES = {"etc/modules-load.d/wirecap.conf",
                   "etc/sysctl.d/60-wirecap-hugepages.conf", "etc/security/limits.d/60-wirecap.conf"}
 
 
@@ -126,8 +132,12 @@ def test_kernel_files_are_found_and_say_what_they_should():
     files = {str(rel): src.read_text() for rel, src in persist.kernel_files()}
     assert set(files) == EXPECTED_FILES
     assert "\nvfio-pci\n" in files["etc/modules-load.d/wirecap.conf"]
-    assert 'SUBSYSTEM=="vfio", GROUP="wirecap", MODE="0660"' in files["etc/udev/rules.d/60-wirecap-vfio.rules"]
-    assert persist.configured_hugepages() == 1024
+    assert "\nvm.nr_hugepages = 1024\n" in files[persist.HUGEPAGES_CONF]
+    limits = files[persist.LIMITS_CONF]
+    assert "\n@wirecap - memlock 2359296\n" in limits and "unlimited\n" not in limits
+    assert persist.render(persist.LIMITS_CONF, limits, 100).endswith("@wirecap - memlock 466944\n")
+    assert persist.render(persist.HUGEPAGES_CONF, files[persist.HUGEPAGES_CONF], 100).endswith(
+        "vm.nr_hugepages = 100\n")
     assert (persist.KERNEL_DIR / "README.md").is_file()
     # From a checkout, the package's kernel/ is the repository's kernel/.
     assert persist.KERNEL_DIR.resolve() == REPO / "kernel"
@@ -148,7 +158,7 @@ def test_setup_persist_installs_creates_the_group_and_reserves(tmp_path):
     fake.add_node(0)
     host = FakeHost(fake)
     assert persist.setup(host, persist=True) == []
-    for rel, src in persist.kernel_files():
+    for rel, src in persist.kernel_files():         # no MemTotal in the fake: 1024 pages
         assert (fake.base / rel).read_text() == src.read_text()
     assert host.commands[0] == ["groupadd", "--system", WIRECAP_GROUP]
     assert ["modprobe", "vfio-pci"] in host.commands
@@ -189,3 +199,66 @@ def test_commands_are_not_run_against_a_fake_tree(tmp_path):
     code, _, err = wirecap("bind", "0000:03:00.0", "--sysfs-root", str(fake.sys))
     assert code == 2 and "not running `modprobe vfio-pci`: --sysfs-root points at a fake tree" in err
     assert fake.driver("0000:03:00.0") == "ixgbe"
+
+
+def with_memory(fake, total_mib, available_mib=None):
+    (fake.base / "proc/meminfo").write_text(
+        f"MemTotal:       {total_mib * 1024} kB\nMemAvailable:   {(available_mib or total_mib) * 1024} kB\n"
+        "HugePages_Total:       0\nHugepagesize:       2048 kB\n")
+
+
+@pytest.mark.parametrize("total_mib, pages", [(2048, 256), (7000, 875), (65536, 1024)])
+def test_setup_sizes_the_reservation_from_memory(tmp_path, total_mib, pages):
+    fake = standard(tmp_path, vfio=False)
+    fake.add_node(0)
+    with_memory(fake, total_mib)
+    host = FakeHost(fake)
+    assert persist.setup(host, persist=True) == []
+    assert ("kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", str(pages)) in sysfs_writes(host)
+    assert f"vm.nr_hugepages = {pages}\n" in (fake.base / persist.HUGEPAGES_CONF).read_text()
+    assert f"memlock {pages * 2048 + 262144}\n" in (fake.base / persist.LIMITS_CONF).read_text()
+
+
+def test_setup_refuses_more_hugepages_than_memory_allows(tmp_path):
+    fake = standard(tmp_path, vfio=False)
+    fake.add_node(0)
+    with_memory(fake, 2048)
+    code, out, err = wirecap("setup", "--hugepages", "921", "--sysfs-root", str(fake.sys))
+    assert code == 2 and out == ""
+    assert "--hugepages 921 asks for 1842 MiB of this machine's 2048 MiB" in err
+    assert "Fix: --hugepages 768 at most, or leave it out (256 pages)" in err
+    assert (fake.sys / "kernel/mm/hugepages/hugepages-2048kB/nr_hugepages").read_text() == "0\n"
+
+
+def test_setup_reports_a_shortfall_as_a_failure(tmp_path):
+    fake = standard(tmp_path, vfio=False)
+    fake.add_node(0)
+
+    class Short(FakeHost):
+        def write(self, path, text):            # the kernel finds only 100 of the pages
+            super().write(path, text)
+            if Path(path).name == "nr_hugepages":
+                Path(path).write_text("100\n")
+    (failure,) = persist.setup(Short(fake), pages=300)
+    assert failure.startswith("reserve hugepages: reserved only 100 of 300 x 2M pages")
+    assert "Fix: ask for fewer (--hugepages 100)" in failure
+
+
+def test_setup_persist_removes_the_rule_that_gave_away_every_vfio_group(tmp_path):
+    fake = standard(tmp_path, vfio=False)
+    fake.add_node(0)
+    old = fake.base / persist.OLD_UDEV_RULE
+    old.parent.mkdir(parents=True)
+    old.write_text('SUBSYSTEM=="vfio", GROUP="wirecap", MODE="0660"\n')
+    host = FakeHost(fake)
+    assert persist.setup(host, persist=True) == []
+    assert not old.exists() and f"removed {old}" in host.text
+
+
+def test_doctor_warns_when_hugepages_leave_too_little_memory(tmp_path):
+    fake = ready(tmp_path)
+    with_memory(fake, 2048, available_mib=4)
+    check = statuses(fake)["hugepages"]
+    assert check.status == "warn" and "they leave 4 MiB of memory to everything else" in check.detail
+    with_memory(fake, 2048, available_mib=1024)
+    assert statuses(fake)["hugepages"].status == "ok"

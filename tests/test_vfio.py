@@ -121,6 +121,13 @@ def test_group_node_refused(tmp_path, monkeypatch, err, expected):
     assert expected in refusal(fake, Container.__new__(Container))
 
 
+def test_a_device_open_in_this_process_is_not_opened_again(tmp_path, monkeypatch):
+    from wirecap import _vfio
+    monkeypatch.setitem(_vfio._open_devices, ADDR, object())
+    text = refusal(fake_host(tmp_path))
+    assert f"{ADDR} is already open in this process" in text and "use the open handle" in text
+
+
 @pytest.mark.skipif(Path("/dev/vfio/vfio").exists(), reason="this host has vfio")
 def test_this_host_has_no_vfio():
     with pytest.raises(WirecapError, match="/dev/vfio/vfio: vfio is not loaded.*modprobe vfio-pci"):
@@ -135,7 +142,7 @@ def test_ioctl_numbers_are_the_headers_IO_macros():
     defined = {name: vfio_type << 8 | (base + int(n)) for name, n in re.findall(
         r"#define (VFIO_\w+)\s+_IO\(VFIO_TYPE, VFIO_BASE \+ (\d+)\)", text)}
     used = {name: value for name, value in HEADER_VALUES.items() if name in defined}
-    assert len(used) == 9
+    assert len(used) == 10
     assert used == {name: defined[name] for name in used}
 
 

@@ -1,14 +1,17 @@
 """Bind network functions to vfio-pci, and give them back to the driver they had."""
-import json
+import time
 from dataclasses import dataclass
 
 from .errors import WirecapError
 
 from .doctor import iommu_fix
-from .pci import (VFIO_PCI, current_driver, dma_safe, iommu_groups,
+from .host import WIRECAP_GROUP
+from .pci import (VFIO_PCI, current_driver, dma_safe, iommu_groups, link_name,
                   noiommu_enabled, scan, vfio_pci_state)
+from .state import DRIVER_NAME, load_state, save_state, state_path
 
 NOIOMMU_PARAM = "module/vfio/parameters/enable_unsafe_noiommu_mode"
+NODE_WAIT_S = 5                     # for the kernel (and udev) to make /dev/vfio/N after a bind
 
 
 @dataclass
@@ -28,23 +31,26 @@ class StepFailed(Exception):
     """A bind or restore step that the kernel did not carry out."""
 
 
-# --- state: the driver each device had before we bound it ----------------------------------
+# --- who may open the vfio groups of the devices we bound -------------------------------------
 
-def state_path(host):
-    # Under /run: a reboot forgets every vfio binding, and with it this record.
-    return host.path("run/wirecap/bindings.json")
-
-
-def load_state(host):
-    text = host.read(state_path(host))
-    return json.loads(text) if text else {}
-
-
-def save_state(host, state):
-    if state:
-        host.write_file(state_path(host), json.dumps(state, indent=2, sort_keys=True) + "\n")
-    else:
-        host.remove_file(state_path(host))
+def _give_group_node(host, group):
+    """Give /dev/vfio/GROUP to group wirecap now (udev applies the rule when it runs, and may
+    run after us: both give the same owner)."""
+    gid = host.group_id(WIRECAP_GROUP)
+    if gid is None or group is None:
+        return                          # no wirecap group: only root captures (doctor says so)
+    node = host.path("dev/vfio", group)
+    deadline = time.monotonic() + (0 if host.fake or host.dry_run else NODE_WAIT_S)
+    while not node.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not node.exists() and not host.dry_run:
+        host.out(f"note: {node} did not appear; group {WIRECAP_GROUP} gets it from the udev rule")
+        return
+    try:
+        host.set_owner(node, gid, 0o660)
+    except OSError as exc:
+        host.out(f"note: could not give {node} to group {WIRECAP_GROUP} ({exc.strerror}); only "
+                 f"root may capture from it")
 
 
 # --- which devices, and may we take them ---------------------------------------------------
@@ -223,14 +229,23 @@ def bind(host, names, *, force=False, noiommu=False, any_device=False):
     state = load_state(host)
     done = []
     for device in todo:
-        # Recorded before the first write, so that a crash halfway still knows the old driver.
+        # Recorded before the first write, so that a crash halfway still knows the old driver
+        # (and so that the udev rule names the group before vfio makes its node).
         state[device.address] = {"driver": device.driver, "driver_override": device.driver_override,
-                                 "interfaces": [i.name for i in device.interfaces], "name": device.name}
+                                 "interfaces": [i.name for i in device.interfaces], "name": device.name,
+                                 "iommu_group": device.iommu_group}
         save_state(host, state)
         try:
             _bind_one(host, device)
         except (OSError, StepFailed) as exc:
             raise _roll_back(host, state, done + [device], device, exc) from exc
+        group = device.iommu_group
+        if group is None and not host.dry_run:     # no-IOMMU mode: vfio made the group just now
+            group = link_name(host.sys("bus/pci/devices", device.address, "iommu_group"))
+            group = group and f"noiommu-{group}"
+            state[device.address]["iommu_group"] = group
+            save_state(host, state)
+        _give_group_node(host, group)
         done.append(device)
         was = ", ".join([device.driver or "no driver"] + [i.name for i in device.interfaces])
         host.out(f"{'would bind' if host.dry_run else 'bound'} {device.address} to vfio-pci (was {was})")
@@ -268,6 +283,9 @@ def unbind(host, names, *, driver=None):
         if record is None and device.driver != VFIO_PCI:
             host.out(f"{device.address} is not bound to vfio-pci (driver: {device.driver or 'none'}); nothing to do")
         elif driver is not None:
+            if not DRIVER_NAME.fullmatch(driver):
+                raise WirecapError(f"--driver {driver!r} is not a driver name. Fix: name one of "
+                                   f"/sys/bus/pci/drivers (e.g. ixgbe)")
             plan.append((device.address, driver, None))
         elif record is not None:
             plan.append((device.address, record["driver"], record["driver_override"]))

@@ -138,7 +138,7 @@ def cmd_doctor(args):
 
 
 def cmd_setup(args):
-    return 1 if persist.setup(_host(args), persist=args.persist) else 0
+    return 1 if persist.setup(_host(args), persist=args.persist, pages=args.hugepages) else 0
 
 
 # --- parser --------------------------------------------------------------------------------
@@ -202,8 +202,10 @@ def add_commands(subparsers):
 
     p = subparsers.add_parser(
         "setup", parents=[changes], help="load vfio-pci, reserve hugepages; --persist: install kernel/",
-        description="Prepare this host now: load vfio-pci, reserve the hugepages of "
-                    "kernel/etc/sysctl.d and mount hugetlbfs. With --persist, also create the "
+        description="Prepare this host now: load vfio-pci, reserve hugepages (sized from "
+                    "memory, or --hugepages) and mount hugetlbfs. With --persist, also create the "
                     "wirecap group and install kernel/etc/* into /etc, so that it lasts across reboots.")
     p.add_argument("--persist", action="store_true", help="install the kernel/ files into /etc")
+    p.add_argument("--hugepages", type=int, metavar="N",
+                   help="2 MiB pages to reserve (default: a quarter of the memory, at most 1024)")
     p.set_defaults(func=cmd_setup)

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from . import hugepages
 from .host import WIRECAP_GROUP
 from .pci import iommu_groups, kernel_release, noiommu_enabled, vfio_pci_state
+from .state import load_state
 
-UDEV_RULE = "etc/udev/rules.d/60-wirecap-vfio.rules"
+LOW_MEMORY_KB = 256 * 1024          # less available beside the hugepages is a machine in trouble
 
 
 @dataclass
@@ -83,6 +84,12 @@ def check_hugepages(host):
     if unmounted:
         return Check("hugepages", "warn", f"{summary}; no hugetlbfs mount for {', '.join(unmounted)} pages",
                      f"`wirecap hugepages --reserve N --size {unmounted[0]}` mounts it")
+    available = hugepages.meminfo_kb(host, "MemAvailable")
+    if available is not None and available < LOW_MEMORY_KB:
+        return Check("hugepages", "warn", f"{summary}; they leave {available // 1024} MiB of memory "
+                     f"to everything else, and processes may be killed for want of it",
+                     "reserve fewer: `wirecap hugepages --reserve N` (`wirecap setup` sizes them "
+                     "from memory)")
     return Check("hugepages", "ok", summary)
 
 
@@ -92,11 +99,12 @@ def _describe_node(path):
 
 
 def check_dev_vfio(host):
+    """The container must be open to all (the kernel's default); the group nodes of the NICs
+    wirecap bound must be open to group wirecap, and no other /dev/vfio/* is ours to judge."""
     directory = host.path("dev/vfio")
     if not directory.is_dir():
         return Check("/dev/vfio", "warn", f"{directory} does not exist: vfio is not loaded",
                      "`modprobe vfio-pci` creates it")
-    rule = host.path(UDEV_RULE)
     problems, fixes = [], []
     container = directory / "vfio"
     if container.exists():
@@ -105,25 +113,28 @@ def check_dev_vfio(host):
             problems.append(f"{text}: not every user may open the vfio container")
             fixes.append(f"`chmod 0666 {container}` (the kernel's default)")
     gid = host.group_id(WIRECAP_GROUP)
-    nodes = sorted(p for p in directory.iterdir() if p.name != "vfio")
+    ours = sorted({r.get("iommu_group") for r in load_state(host).values()} - {None})
+    nodes = [directory / g for g in ours if (directory / g).exists()]
     locked = []
     for node in nodes:
         st, text = _describe_node(node)
         if gid is None or st.st_gid != gid or st.st_mode & 0o060 != 0o060:
-            locked.append(text)
+            locked.append((node, text))
     if locked:
-        problems.append(f"only root may capture through {', '.join(locked)}")
-        steps = [] if rule.exists() else ["`wirecap setup --persist` (installs the udev rule)"]
-        fixes.append(", then ".join(steps + [f"`usermod -aG {WIRECAP_GROUP} USER`",
-                                             "`udevadm trigger --subsystem-match=vfio`"]))
+        problems.append(f"only root may capture through {', '.join(text for _, text in locked)}")
+        steps = [] if gid is not None else [f"`wirecap setup --persist` (creates group {WIRECAP_GROUP})"]
+        steps += [f"`chgrp {WIRECAP_GROUP} {node} && chmod 0660 {node}`" for node, _ in locked]
+        fixes.append(", then ".join(steps + [f"`usermod -aG {WIRECAP_GROUP} USER`"]))
     if problems:
         return Check("/dev/vfio", "warn", "; ".join(problems), "; ".join(fixes))
-    if not rule.exists():
-        return Check("/dev/vfio", "warn", f"no udev rule {rule}: only root will capture from bound devices",
+    if gid is None:
+        return Check("/dev/vfio", "warn", f"no group {WIRECAP_GROUP}: only root will capture from bound devices",
                      "`wirecap setup --persist`")
     if not nodes:
-        return Check("/dev/vfio", "ok", f"no device bound yet; the udev rule gives them to group {WIRECAP_GROUP}")
-    return Check("/dev/vfio", "ok", f"group {WIRECAP_GROUP} may open {', '.join(n.name for n in nodes)}")
+        return Check("/dev/vfio", "ok", f"no device bound by wirecap yet; `wirecap bind` gives its "
+                     f"vfio group to group {WIRECAP_GROUP}")
+    return Check("/dev/vfio", "ok", f"group {WIRECAP_GROUP} may open {', '.join(n.name for n in nodes)} "
+                 f"(the groups wirecap bound)")
 
 
 def checks(host):

@@ -12,7 +12,8 @@ from pathlib import Path
 from .errors import WirecapError
 
 REAL_SYSFS = Path("/sys")
-# The group that kernel/etc/udev gives access to /dev/vfio/*: its members capture without root.
+# The group `wirecap bind` gives the vfio group nodes of the NICs it bound: its members capture
+# without root.
 WIRECAP_GROUP = "wirecap"
 
 
@@ -99,6 +100,14 @@ class Host:
             self.out(f"would create directory {path}")
             return
         path.mkdir(parents=True)
+
+    def set_owner(self, path, gid, mode):
+        """Give a device node to group ``gid`` with ``mode`` (its owner stays root)."""
+        if self.dry_run:
+            self.out(f"would give {path} to gid {gid}, mode {mode:04o}")
+            return
+        os.chown(path, 0, gid)
+        os.chmod(path, mode)
 
     def remove_file(self, path):
         if not Path(path).exists():

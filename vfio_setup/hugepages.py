@@ -54,9 +54,14 @@ def pools(host):
     return found
 
 
+def meminfo_kb(host, key):
+    """A /proc/meminfo figure in kB (None if the host does not show it)."""
+    match = re.search(rf"^{key}:\s+(\d+) kB", host.read(host.path("proc/meminfo"), "") or "", re.M)
+    return int(match.group(1)) if match else None
+
+
 def default_size_kb(host):
-    match = re.search(r"^Hugepagesize:\s+(\d+) kB", host.read(host.path("proc/meminfo"), "") or "", re.M)
-    return int(match.group(1)) if match else SIZES["2M"]
+    return meminfo_kb(host, "Hugepagesize") or SIZES["2M"]
 
 
 def mounts(host):

@@ -3,9 +3,13 @@
 A ``Domain`` is one I/O address space: vfio's type-1 container (``wirecap._vfio.Container``)
 or the model's ``wirecap.sim.Iommu``. Every device attached to it sees every region at the same
 IOVA, so a buffer received on one port can be sent from another. ``alloc`` takes whole pages
-from the kernel (2 MiB hugepages when reserved, else 4 KiB pages), locks them in RAM, gives
-them an IOVA and maps them; ``free`` unmaps first, so the device loses access before anything
-else can happen to the memory.
+from the kernel (2 MiB hugepages when reserved, else 4 KiB pages), gives them an IOVA inside
+the ranges the IOMMU says it translates, and maps them; ``free`` unmaps first, so the device
+loses access before anything else can happen to the memory.
+
+The pages are not mlock'ed here: vfio pins what it maps (and counts it once against
+RLIMIT_MEMLOCK; an mlock would count it a second time), and the model's DMA is ordinary memory
+access, which needs no locked memory at all.
 """
 import bisect
 import os
@@ -16,7 +20,7 @@ import numpy as np
 
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from libc.errno cimport errno
-from posix.mman cimport (mmap, munmap, mlock, MAP_FAILED, MAP_SHARED, MAP_ANONYMOUS,
+from posix.mman cimport (mmap, munmap, MAP_FAILED, MAP_SHARED, MAP_ANONYMOUS,
                          MAP_HUGETLB, MAP_POPULATE, PROT_READ, PROT_WRITE)
 
 from wirecap.errors import WirecapError
@@ -27,7 +31,8 @@ cdef extern from "<sys/mman.h>":
 PAGE_SIZE = 4096
 HUGE_PAGE_SIZE = 2 << 20
 IOVA_BASE = 1 << 32         # low IOVAs stay unmapped: a zeroed descriptor address faults
-IOVA_LIMIT = 1 << 48        # what a 4-level IOMMU page table (VT-d, AMD-Vi) translates
+# For a mapper that does not say which IOVAs it translates (the model): a 4-level page table.
+IOVA_LIMIT = 1 << 48
 # mmap(2): with MAP_HUGETLB, the bits from MAP_HUGE_SHIFT up hold log2 of the page size. Naming
 # 2 MiB keeps working on hosts whose default hugepage size is 1 GiB.
 cdef int MAP_HUGE_2MB = 21 << MAP_HUGE_SHIFT
@@ -39,7 +44,7 @@ class DmaWarning(UserWarning):
 
 
 cdef class _Pages:
-    """An anonymous shared mapping, locked in RAM, unmapped when its last holder goes: its
+    """An anonymous shared mapping, unmapped when its last holder goes: its
     region, or a view of it. A view that outlives ``free`` stays valid memory that no device
     can reach any more, never a dangling pointer."""
     cdef uint8_t* addr
@@ -57,22 +62,12 @@ cdef _Pages _map_pages(size_t size, bint huge):
     cdef int flags = MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE
     cdef void* p
     cdef int err = 0
-    cdef bint unlocked = False
     if huge:
         flags |= MAP_HUGETLB | MAP_HUGE_2MB
     with nogil:
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0)
         if p == MAP_FAILED:
             err = errno
-        elif mlock(p, size) != 0:       # a device may DMA at any time: never swap these out
-            err = errno
-            unlocked = True
-            munmap(p, size)
-    if unlocked:
-        raise WirecapError(
-            f"cannot lock {size} bytes of DMA memory in RAM ({os.strerror(err)}): the locked-"
-            f"memory limit (`ulimit -l`) is too low. Fix: `wirecap setup --persist` (no limit for "
-            f"group wirecap; log in again), or run as root")
     if p == MAP_FAILED and huge:
         warnings.warn(f"DMA memory: no free 2 MiB hugepage ({os.strerror(err)}), using 4 KiB "
                       f"pages, which cost IOMMU and TLB misses. "
@@ -171,18 +166,32 @@ cdef class Domain:
         bisect.insort(self._regions, region, key=attrgetter("iova"))
         return region
 
+    def iova_ranges(self):
+        """[(first, last)] IOVAs this domain may use: what the mapper says it translates
+        (vfio asks the IOMMU), from IOVA_BASE up."""
+        asked = getattr(self.mapper, "iova_ranges", None)
+        ranges = (asked() if callable(asked) else None) or [(0, IOVA_LIMIT - 1)]
+        return [(max(first, IOVA_BASE), last) for first, last in sorted(ranges) if last >= IOVA_BASE]
+
     def _place(self, uint64_t size, uint64_t align):
-        """First fit: the lowest aligned IOVA from IOVA_BASE that no live region overlaps."""
-        cdef uint64_t iova = IOVA_BASE
-        for r in self._regions:
-            if iova + size <= r.iova:
-                break
-            iova = max(iova, _round_up(r.iova + r.size, align))
-        if iova + size > IOVA_LIMIT:
-            raise WirecapError(
-                f"DMA alloc of {size} bytes: the IOVA space [{IOVA_BASE:#x}, {IOVA_LIMIT:#x}) is "
-                f"full ({self.bytes_mapped} bytes mapped). Fix: free regions no longer in use")
-        return iova
+        """First fit: the lowest aligned IOVA inside the usable ranges that no live region
+        overlaps."""
+        ranges = self.iova_ranges()
+        for first, last in ranges:
+            iova = _round_up(first, align)
+            for r in self._regions:
+                if r.iova + r.size <= iova:
+                    continue
+                if iova + size <= r.iova:
+                    break
+                iova = _round_up(r.iova + r.size, align)
+            if iova + size - 1 <= last:
+                return iova
+        spans = ", ".join(f"{first:#x}-{last:#x}" for first, last in ranges) or "none"
+        raise WirecapError(
+            f"DMA alloc of {size} bytes: no room in the IOVA ranges the IOMMU translates ({spans}; "
+            f"{self.bytes_mapped} bytes mapped). Fix: free regions no longer in use, or "
+            f"allocate fewer, smaller pools")
 
     cpdef free(self, Region region):
         """Unmap ``region``: the devices lose access, and the region may not be used any more.

@@ -5,14 +5,20 @@
 the devices the IOMMU cannot tell apart, which vfio hands out only together, and only when none
 of them is left to a kernel driver (a "viable" group). Groups join a container; the device fd,
 asked from its group, gives the device's regions: BAR0 (the registers, mmap'ed) and PCI config
-space. Structs and ioctl numbers come from <linux/vfio.h>. Nothing here has run on silicon
-(docs/vfio.md).
+space. Structs and ioctl numbers come from <linux/vfio.h>. This has run against Linux's
+vfio-pci with QEMU's VT-d and e1000e (tests/vm), never on an 82599 (docs/vfio.md).
+
+A process opens a device once, and a group joins one container: the registries below say which
+handle already has it, so that a second open is refused instead of sharing a device behind its
+owner's back. A device keeps its group, and a group its container, open: closing one device
+never ends another's DMA mappings.
 """
 import os
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from libc.errno cimport errno, EACCES, EBUSY, EEXIST, ENOENT, ENOMEM, ENOSPC
 from libc.stdint cimport uint16_t, uint32_t, uintptr_t
+from libc.stdlib cimport free, malloc
 from posix.mman cimport mmap, munmap, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE
 from posix.unistd cimport close, pread, pwrite
 
@@ -42,6 +48,8 @@ cdef extern from "<linux/vfio.h>" nogil:
         VFIO_PCI_CONFIG_REGION_INDEX
         VFIO_DMA_MAP_FLAG_READ
         VFIO_DMA_MAP_FLAG_WRITE
+        VFIO_IOMMU_INFO_CAPS
+        VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE
     unsigned long VFIO_GET_API_VERSION
     unsigned long VFIO_CHECK_EXTENSION
     unsigned long VFIO_SET_IOMMU
@@ -51,6 +59,7 @@ cdef extern from "<linux/vfio.h>" nogil:
     unsigned long VFIO_DEVICE_GET_REGION_INFO
     unsigned long VFIO_IOMMU_MAP_DMA
     unsigned long VFIO_IOMMU_UNMAP_DMA
+    unsigned long VFIO_IOMMU_GET_INFO
     struct vfio_group_status:
         uint32_t argsz
         uint32_t flags
@@ -71,6 +80,22 @@ cdef extern from "<linux/vfio.h>" nogil:
         uint32_t flags
         uint64_t iova
         uint64_t size
+    struct vfio_iommu_type1_info:
+        uint32_t argsz
+        uint32_t flags
+        uint64_t iova_pgsizes
+        uint32_t cap_offset
+    struct vfio_info_cap_header:
+        uint16_t id
+        uint16_t version
+        uint32_t next
+    struct vfio_iova_range:
+        uint64_t start
+        uint64_t end
+    struct vfio_iommu_type1_info_cap_iova_range:
+        vfio_info_cap_header header
+        uint32_t nr_iovas
+        vfio_iova_range* iova_ranges    # a flexible array member: indexed in place
 
 # What this module took from the headers, so that tests can hold it against them.
 HEADER_VALUES = {
@@ -81,20 +106,30 @@ HEADER_VALUES = {
     "VFIO_PCI_CONFIG_REGION_INDEX": VFIO_PCI_CONFIG_REGION_INDEX,
     "VFIO_DMA_MAP_FLAG_READ": VFIO_DMA_MAP_FLAG_READ,
     "VFIO_DMA_MAP_FLAG_WRITE": VFIO_DMA_MAP_FLAG_WRITE,
+    "VFIO_IOMMU_INFO_CAPS": VFIO_IOMMU_INFO_CAPS,
+    "VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE": VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
     "VFIO_GET_API_VERSION": VFIO_GET_API_VERSION, "VFIO_CHECK_EXTENSION": VFIO_CHECK_EXTENSION,
     "VFIO_SET_IOMMU": VFIO_SET_IOMMU, "VFIO_GROUP_GET_STATUS": VFIO_GROUP_GET_STATUS,
     "VFIO_GROUP_SET_CONTAINER": VFIO_GROUP_SET_CONTAINER,
     "VFIO_GROUP_GET_DEVICE_FD": VFIO_GROUP_GET_DEVICE_FD,
     "VFIO_DEVICE_GET_REGION_INFO": VFIO_DEVICE_GET_REGION_INFO,
     "VFIO_IOMMU_MAP_DMA": VFIO_IOMMU_MAP_DMA, "VFIO_IOMMU_UNMAP_DMA": VFIO_IOMMU_UNMAP_DMA,
+    "VFIO_IOMMU_GET_INFO": VFIO_IOMMU_GET_INFO,
     "sizeof(struct vfio_group_status)": sizeof(vfio_group_status),
     "sizeof(struct vfio_region_info)": sizeof(vfio_region_info),
     "sizeof(struct vfio_iommu_type1_dma_map)": sizeof(vfio_iommu_type1_dma_map),
     "sizeof(struct vfio_iommu_type1_dma_unmap)": sizeof(vfio_iommu_type1_dma_unmap),
+    "sizeof(struct vfio_iommu_type1_info)": sizeof(vfio_iommu_type1_info),
+    "sizeof(struct vfio_info_cap_header)": sizeof(vfio_info_cap_header),
+    "sizeof(struct vfio_iova_range)": sizeof(vfio_iova_range),
     "PCI_COMMAND": PCI_COMMAND, "PCI_COMMAND_MASTER": PCI_COMMAND_MASTER,
 }
 
 DOCTOR = "`wirecap doctor` checks the host"
+
+# What this process has open: IOMMU group name -> Group, PCI address -> PciDevice.
+_open_groups = {}
+_open_devices = {}
 
 
 cdef int _ioctl(int fd, unsigned long request, unsigned long arg, str name) except -1:
@@ -156,29 +191,77 @@ cdef class Container:
         if self.fd >= 0:
             close(self.fd)
 
+    @property
+    def devices(self):
+        """The devices open through this container's groups."""
+        return [d for g in self._groups.values() for d in g.devices]
+
     def close(self):
-        """Detach every group (the last one out ends every DMA mapping), then close."""
+        """Detach every group (the last one out ends every DMA mapping), then close. Refused
+        while a device is open here: its DMA would lose its memory under it."""
+        if self.devices:
+            raise WirecapError(
+                f"vfio container {self.path} still serves {', '.join(d.address for d in self.devices)}"
+                f": closing it would end their DMA mappings. Fix: close those devices first")
         for group in list(self._groups.values()):
             group.close()
         if self.fd >= 0:
             close(self.fd)
             self.fd = -1
-        self._mapped.clear()
+        # The kernel dropped every mapping with the container; the records stay until each
+        # region's unmap, so that a Domain can still free what it had mapped.
+
+    def iova_ranges(self):
+        """[(first, last)] IOVAs the IOMMU translates (VFIO_IOMMU_GET_INFO's IOVA-range
+        capability: the address width less reserved windows such as the MSI range), or None
+        when the kernel does not say. Only meaningful once a group has joined."""
+        cdef uint32_t size = sizeof(vfio_iommu_type1_info)
+        cdef vfio_iommu_type1_info* info = NULL
+        cdef vfio_info_cap_header* cap
+        cdef vfio_iommu_type1_info_cap_iova_range* cap_range
+        cdef uint32_t offset
+        if self.fd < 0 or not self.iommu_set:
+            return None
+        try:
+            for _ in range(2):          # the first call says how much room the capabilities need
+                free(info)
+                info = <vfio_iommu_type1_info*>malloc(size)
+                if info == NULL:
+                    raise MemoryError()
+                info.argsz, info.flags, info.cap_offset = size, 0, 0
+                _ioctl(self.fd, VFIO_IOMMU_GET_INFO, <uintptr_t>info, "VFIO_IOMMU_GET_INFO")
+                if info.argsz <= size:
+                    break
+                size = info.argsz
+            if not info.flags & VFIO_IOMMU_INFO_CAPS or info.argsz > size:
+                return None
+            offset = info.cap_offset
+            while offset and offset + sizeof(vfio_info_cap_header) <= size:
+                cap = <vfio_info_cap_header*>(<char*>info + offset)
+                if cap.id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE:
+                    cap_range = <vfio_iommu_type1_info_cap_iova_range*>cap
+                    return [(cap_range.iova_ranges[i].start, cap_range.iova_ranges[i].end)
+                            for i in range(cap_range.nr_iovas)]
+                offset = cap.next
+            return None
+        finally:
+            free(info)
 
     def map(self, buffer, uint64_t iova):
         """Let the devices read and write ``buffer`` (page-aligned, whole pages) at ``iova``.
-        vfio pins the pages; the buffer is kept alive until ``unmap``."""
-        cdef Py_buffer view
+        vfio pins the pages (counted once against RLIMIT_MEMLOCK); the buffer is held until
+        ``unmap``: exported, so that it can be neither resized nor moved while mapped."""
+        cdef _Pinned pin = _Pinned.__new__(_Pinned)
         cdef vfio_iommu_type1_dma_map m
         if self.fd < 0:
             raise WirecapError(f"vfio container {self.path} is closed. Fix: open the device again")
-        PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE | PyBUF_SIMPLE)
+        PyObject_GetBuffer(buffer, &pin.view, PyBUF_WRITABLE | PyBUF_SIMPLE)
+        pin.held = True
         m.argsz = sizeof(m)
         m.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE
-        m.vaddr = <uintptr_t>view.buf
+        m.vaddr = <uintptr_t>pin.view.buf
         m.iova = iova
-        m.size = view.len
-        PyBuffer_Release(&view)         # self._mapped keeps the memory alive
+        m.size = pin.view.len
         if m.size == 0 or (m.vaddr | m.iova | m.size) % 4096:
             raise WirecapError(
                 f"vfio map of {m.size} bytes at IOVA {iova:#x}: address, IOVA and size must be "
@@ -187,24 +270,28 @@ cdef class Container:
             _ioctl(self.fd, VFIO_IOMMU_MAP_DMA, <uintptr_t>&m, "VFIO_IOMMU_MAP_DMA")
         except OSError as exc:
             fix = {ENOMEM: "vfio pins mapped memory, and the locked-memory limit (`ulimit -l`) "
-                           "is too low: `wirecap setup --persist` (no limit for group wirecap; "
-                           "log in again), or run as root",
+                           "is too low: `wirecap setup --persist` (a limit for group wirecap "
+                           "sized to its hugepages; log in again), or run as root",
                    EEXIST: "that IOVA range is already mapped: unmap it first",
                    ENOSPC: "too many mappings (vfio_iommu_type1's dma_entry_limit): map fewer, "
                            "larger regions"}.get(exc.errno, "`dmesg | tail` says why")
             raise WirecapError(f"vfio map of {m.size} bytes at IOVA {iova:#x} failed "
                                f"({exc.strerror}). Fix: {fix}") from None
-        self._mapped[iova] = (buffer, m.size)
+        self._mapped[iova] = pin
 
     def unmap(self, uint64_t iova):
         """End the mapping that starts at ``iova``: the devices can no longer reach it."""
         cdef vfio_iommu_type1_dma_unmap u
-        if iova not in self._mapped:
+        cdef _Pinned pin = self._mapped.get(iova)
+        if pin is None:
             raise WirecapError(f"vfio unmap: nothing is mapped at IOVA {iova:#x}")
+        if self.fd < 0:                 # closed: the kernel ended the mapping then
+            del self._mapped[iova]
+            return
         u.argsz = sizeof(u)
         u.flags = 0
         u.iova = iova
-        u.size = self._mapped[iova][1]
+        u.size = pin.view.len
         try:
             _ioctl(self.fd, VFIO_IOMMU_UNMAP_DMA, <uintptr_t>&u, "VFIO_IOMMU_UNMAP_DMA")
         except OSError as exc:
@@ -213,11 +300,22 @@ cdef class Container:
         del self._mapped[iova]
 
 
+cdef class _Pinned:
+    """A buffer exported to vfio while mapped: released (and resizable again) at unmap."""
+    cdef Py_buffer view
+    cdef bint held
+
+    def __dealloc__(self):
+        if self.held:
+            PyBuffer_Release(&self.view)
+
+
 cdef class Group:
     """An open IOMMU group (``fd``, taken over), attached to ``container``."""
 
     def __cinit__(self):
         self.fd = -1
+        self._devices = {}
 
     def __init__(self, Container container, str name, int fd):
         cdef vfio_group_status status
@@ -244,17 +342,34 @@ cdef class Group:
             self.close()
             raise
         container._groups[name] = self
+        _open_groups[name] = self
+
+    @property
+    def devices(self):
+        return list(self._devices.values())
 
     def __dealloc__(self):
         if self.fd >= 0:
             close(self.fd)
 
     def close(self):
+        """Leave the container (refused while a device of the group is open)."""
+        if self._devices:
+            raise WirecapError(
+                f"IOMMU group {self.name} still has {', '.join(self._devices)} open. Fix: close "
+                f"those devices first")
         if self.fd >= 0:
             close(self.fd)
             self.fd = -1
-        if self.container._groups.get(self.name) is self:
-            del self.container._groups[self.name]
+        if _open_groups.get(self.name) is self:
+            del _open_groups[self.name]
+        cdef Container container = self.container
+        if container._groups.get(self.name) is self:
+            del container._groups[self.name]
+            if not container._groups:
+                container.iommu_set = False     # the kernel unsets it with the last group
+                if container.auto_close:
+                    container.close()
 
 
 cdef int _region_info(int fd, uint32_t index, vfio_region_info* info) except -1:
@@ -299,6 +414,8 @@ cdef class PciDevice:
                    if exc.errno == EBUSY else f"`wirecap bind {address}`; {DOCTOR}")
             raise WirecapError(f"vfio will not give {address} ({exc.strerror}). "
                                f"Fix: {fix}") from None
+        group._devices[address] = self
+        _open_devices[address] = self
         try:
             _region_info(self.fd, VFIO_PCI_BAR0_REGION_INDEX, &bar)
             _region_info(self.fd, VFIO_PCI_CONFIG_REGION_INDEX, &config)
@@ -347,8 +464,8 @@ cdef class PciDevice:
             close(self.fd)
 
     def close(self):
-        """Stop the device's DMA, unmap BAR0, close the device (and its container if
-        open_pci made it)."""
+        """Stop the device's DMA, unmap BAR0, close the device; its group closes with its last
+        device, and a container open_pci made with its last group."""
         if self.bar0 != NULL:
             # Stop DMA before the memory it targets can go (best effort: vfio-pci also resets
             # the device when its fd closes, where the device supports a reset).
@@ -358,8 +475,12 @@ cdef class PciDevice:
         if self.fd >= 0:
             close(self.fd)
             self.fd = -1
-        if self.own_container:
-            self.container.close()
+        if _open_devices.get(self.address) is self:
+            del _open_devices[self.address]
+        if self.group._devices.get(self.address) is self:
+            del self.group._devices[self.address]
+            if not self.group._devices:
+                self.group.close()
 
 
 def _pci_address(name):
@@ -405,16 +526,31 @@ def _usable_group(host, address):
 def open_pci(address, sysfs_root="/sys", Container container=None):
     """Open ``address`` (pci:0000:03:00.0, 0000:03:00.0 or 03:00.0), bound to vfio-pci.
 
-    Its group joins ``container`` (a new one if None): give several devices one container and
-    they share one DMA domain. Every failure names its cause and the command that fixes it.
+    Its group joins ``container`` (a new one if None, closed with its last group): give several
+    devices one container and they share one DMA domain. A device is opened once per process.
+    Every failure names its cause and the command that fixes it.
     """
+    cdef Group group
     host = Host.from_sysfs_root(sysfs_root)
     address = _pci_address(address)
+    if address in _open_devices:
+        raise WirecapError(
+            f"{address} is already open in this process; a second handle would share its "
+            f"registers and DMA behind the first one's back. Fix: use the open handle, or close "
+            f"it first")
     name = _usable_group(host, address)
+    held = _open_groups.get(name)
+    if held is not None and held.container is not container:
+        raise WirecapError(
+            f"this process already has IOMMU group {name} open (for "
+            f"{', '.join(d.address for d in held.devices) or 'no device'}) in another vfio "
+            f"container, and a group "
+            f"joins one container only. Fix: pass container= that device's .container")
     dev_vfio = host.path("dev/vfio")
     own = container is None
     if own:
         container = Container(dev_vfio / "vfio")
+        container.auto_close = True
     try:
         group = container._groups.get(name)
         if group is None:
@@ -425,10 +561,14 @@ def open_pci(address, sysfs_root="/sys", Container container=None):
                 EACCES: ("permission denied", denied),
                 EBUSY: ("another process has the group open (a capture, a VM)",
                      f"stop it (`fuser -v {dev_vfio / name}` names it)")}))
-        device = PciDevice(group, address)
+        try:
+            device = PciDevice(group, address)
+        except BaseException:
+            if not group._devices:
+                group.close()
+            raise
     except BaseException:
-        if own:
+        if own and container.fd >= 0:
             container.close()
         raise
-    device.own_container = own
     return device
