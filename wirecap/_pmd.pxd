@@ -72,6 +72,7 @@ cdef class RxRing:
     cdef uint16_t* length
 
     cdef int capture(self, Delivery* out, int64_t now) noexcept nogil
+    cdef int capture_all(self, Delivery* out, int64_t now) noexcept nogil
     cdef int recycle_token(self, uint64_t token) noexcept nogil
     cdef void idle(self, int wake_fd) noexcept nogil
 
@@ -101,6 +102,7 @@ cdef class RxQueue(RxRing):
     cdef readonly uint64_t pool_empty_events
 
     cdef int capture(self, Delivery* out, int64_t now) noexcept nogil
+    cdef int capture_all(self, Delivery* out, int64_t now) noexcept nogil
     cdef int recycle_token(self, uint64_t token) noexcept nogil
     cdef void _attach(self, uint32_t seg, uint32_t c) noexcept nogil
     cdef void _arm_pending(self) noexcept nogil

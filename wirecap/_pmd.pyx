@@ -332,6 +332,11 @@ cdef class RxRing:
     cdef int capture(self, Delivery* out, int64_t now) noexcept nogil:
         return 0
 
+    cdef int capture_all(self, Delivery* out, int64_t now) noexcept nogil:
+        # capture() that delivers whatever the device has completed at once, without waiting
+        # for a flush timeout (the engine's stop() empties the ring with it)
+        return self.capture(out, now)
+
     cdef int recycle_token(self, uint64_t token) noexcept nogil:
         return -2
 
@@ -586,6 +591,15 @@ cdef class RxQueue(RxRing):
             return 0
         out.token = make_token(self.pool_id, out.chunk, out.first, self.ch[out.chunk].gen)
         return 1
+
+    cdef int capture_all(self, Delivery* out, int64_t now) noexcept nogil:
+        # a flush timeout of 0 delivers the completed part of the current segment at once
+        cdef int64_t keep = self.flush_ns
+        cdef int got
+        self.flush_ns = 0
+        got = self.capture(out, now)
+        self.flush_ns = keep
+        return got
 
     cdef int recycle_token(self, uint64_t token) noexcept nogil:
         """0, or why the handle is refused: -1 another pool's, -2 not a chunk of this pool,
