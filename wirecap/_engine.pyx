@@ -246,6 +246,13 @@ cdef class Worker:
         self.discarded += n
         return n
 
+    def quiesce(self):
+        """Wait until no thread is inside a capture step of this queue; after stop() none
+        starts again, so nothing is placed in any capture queue from then on."""
+        with nogil:
+            pthread_mutex_lock(&self.own)
+            pthread_mutex_unlock(&self.own)
+
     def discard_queued(self):
         """Empty the capture queue (the engine is stopping): packets nobody read."""
         cdef Entry e

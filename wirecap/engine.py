@@ -169,21 +169,26 @@ class Engine:
         """Stop capturing and take every chunk back: readers waiting in next_chunk() return
         None, chunks queued for the application and those it still holds go back to their
         pools (their handles become invalid), forwarded chunks come home once the NIC has sent
-        them, and what the NIC already wrote into the rings is counted in ``discarded``."""
+        them, and what the NIC already wrote into the rings is counted in ``discarded`` (on a
+        stopped engine too: what arrived since), so that after every stop() each frame the
+        device took is delivered, discarded or counted as dropped."""
         with self._lifecycle:
-            if not self._running:
+            if self._closed:
                 return
-            self._running = False
-            self._run += 1
-            self._stop_threads()        # capture threads joined; readers deliver nothing more
-            self._counter_stop.set()
-            self._counter_thread.join()
-            for w in self.workers:      # queued, never seen by the application
-                w.discard_queued()
-            for w in self.workers:
-                w.reclaim()
-            self._reap_tx()
-            for w in self.workers:      # what the NIC wrote but nobody captured yet
+            if self._running:
+                self._running = False
+                self._run += 1
+                self._stop_threads()    # capture threads joined; readers deliver nothing more
+                self._counter_stop.set()
+                self._counter_thread.join()
+                for w in self.workers:  # inline readers out of their capture steps
+                    w.quiesce()
+                for w in self.workers:  # queued, never seen by the application
+                    w.discard_queued()
+                for w in self.workers:
+                    w.reclaim()
+                self._reap_tx()
+            for w in self.workers:      # what the NIC wrote but nobody captured
                 w.shutdown(w.rxq.chunks * w.rxq.segment)
             for nic in self.nics:
                 nic.counters()
