@@ -94,14 +94,14 @@ class Readers:
 
 
 def one_round(rng, threads, totals):
-    sim._instances.clear()
+    sim.reset()
     queues = rng.choice([1, 2, 4])
     eng = Engine("sim:0", queues=queues, mode=rng.choice(["basic", "advanced"]),
                  threshold=rng.choice([0.2, 0.6]), threads=threads, ndesc=128, segment=16,
                  chunks=rng.randint(9, 24), flush_us=rng.choice([0, 200, None]),
                  capture_cpus=(rng.randint(1, queues) if threads else None))
     tx = eng.tx_queue(0) if rng.random() < 0.7 else None
-    wire = eng.nics[0].model.wire
+    wire = eng.nics[0].port.wire
     count = rng.randint(5_000, 40_000)
     eng.start()
     wire.play(TrafficProfile(count=count, flows=16, rate=rng.choice([2e5, 5e5, 1e6]),
@@ -147,7 +147,7 @@ def one_round(rng, threads, totals):
     assert delivered + eng.discarded + dropped == sent, (
         delivered, eng.discarded, dropped, sent,
         {k: v for k, v in eng.nics[0].counters().items() if v and not k.startswith("Q")},
-        eng.nics[0].model.diagnostics() if hasattr(eng.nics[0].model, "diagnostics") else None,
+        eng.nics[0].port.diagnostics(),
         [w.rxq.ring_state() for w in eng.workers][:1])
     eng.close()
     readers.finish()

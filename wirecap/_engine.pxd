@@ -1,7 +1,7 @@
 # The engine's typed core: work queues and the capture loop (DESIGN §5, the paper's §3.2).
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
-from wirecap._pmd cimport RxRing, Chunk, Delivery
+from wirecap._ring cimport RxRing, Chunk, Delivery
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_mutex_t:
@@ -52,7 +52,7 @@ cdef class Worker:
     cdef int step_owned(self, bint wait) noexcept nogil
     cdef uint32_t drain_recycles(self) noexcept nogil
     cdef void place(self, Entry* e) noexcept nogil
-    cdef give_back(self, uint64_t token, uint32_t epoch)
+    cdef give_back(self, Delivery d, uint32_t epoch)
 
 
 cdef class CaptureThread:
@@ -69,4 +69,4 @@ cdef class QueuedChunk(Chunk):
     cdef uint32_t epoch
 
     @staticmethod
-    cdef QueuedChunk wrap(Worker owner, Entry* e)
+    cdef QueuedChunk _queued(Worker owner, Entry* e)

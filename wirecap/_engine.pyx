@@ -11,13 +11,14 @@ import os
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport calloc, free
-from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 from posix.unistd cimport read, write, close
 
 import numpy as np
 
 from wirecap._bpf cimport Filter
-from wirecap._pmd cimport RxRing, Chunk, Delivery
+from wirecap._ring cimport RxRing, Chunk, Delivery
+from wirecap.includes.clocks cimport mono_ns
+from wirecap.includes.packet cimport packet_index
 from cpython.ref cimport PyObject
 from wirecap.errors import WirecapError
 
@@ -37,12 +38,6 @@ cdef extern from "<sys/eventfd.h>" nogil:
     int eventfd(unsigned int initval, int flags)
     int EFD_NONBLOCK
     int EFD_CLOEXEC
-
-
-cdef inline int64_t wall_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
 # ----------------------------------------------------------------------------- work queues
@@ -174,7 +169,7 @@ cdef class Worker:
         cdef uint32_t n = 0
         while wq_pop(self.recycle_q.q, &e):
             # a release from an earlier run: stop() already took that chunk back
-            if e.epoch == self.epoch and self.rxq.recycle_token(e.d.token):
+            if e.epoch == self.epoch and self.rxq.recycle_delivery(&e.d):
                 self.refused += 1
             n += 1
         return n
@@ -184,7 +179,7 @@ cdef class Worker:
         while holding ``own``."""
         cdef Entry e
         cdef int did = self.drain_recycles() > 0
-        if self.rxq.capture(&e.d, wall_ns()):
+        if self.rxq.capture(&e.d, mono_ns()):
             e.owner, e.epoch = self.index, self.epoch
             self.captured += 1
             self.place(&e)
@@ -206,13 +201,20 @@ cdef class Worker:
     def resume(self):
         """A new run: chunks of the previous one stay void. Called before the capture threads
         start, so that a stop() that comes before a thread's first step is never undone."""
+        cdef uint64_t v
         self.epoch += 1
         self.stopping = False
+        pthread_mutex_lock(&self.recycle_q.q.lock)
+        if self.recycle_q.q.count == 0:     # undo stop()'s wake-up: readable means entries
+            read(self.recycle_q.q.fd, &v, 8)
+        pthread_mutex_unlock(&self.recycle_q.q.lock)
 
     def stop(self):
         """No capture, delivery or release from now on (the engine's stop() then empties the
-        queues and takes every chunk back)."""
+        queues and takes every chunk back). Wakes a capture thread sleeping on this queue."""
+        cdef uint64_t one = 1
         self.stopping = True
+        write(self.recycle_q.q.fd, &one, 8)
 
     @property
     def running(self):
@@ -239,9 +241,9 @@ cdef class Worker:
         with nogil:
             pthread_mutex_lock(&self.own)
             self.drain_recycles()
-            while n < max_packets and self.rxq.capture_all(&d, wall_ns()):
+            while n < max_packets and self.rxq.capture_all(&d, mono_ns()):
                 n += d.count
-                self.rxq.recycle_token(d.token)
+                self.rxq.recycle_delivery(&d)
             pthread_mutex_unlock(&self.own)
         self.discarded += n
         return n
@@ -292,12 +294,12 @@ cdef class Worker:
         if owner.stopping or e.epoch != owner.epoch:    # cannot happen: stop() empties queues
             self.discarded += e.d.count
             return None
-        return QueuedChunk.wrap(owner, &e)
+        return QueuedChunk._queued(owner, &e)
 
-    cdef give_back(self, uint64_t token, uint32_t epoch):
-        """Queue a chunk of run ``epoch`` for recycling by its owner (this worker)."""
+    cdef give_back(self, Delivery d, uint32_t epoch):
+        """Queue a delivery of run ``epoch`` for recycling by its owner (this worker)."""
         cdef Entry e
-        e.d.token, e.owner, e.epoch = token, self.index, epoch
+        e.d, e.owner, e.epoch = d, self.index, epoch
         if not wq_push(self.recycle_q.q, &e, False):
             raise WirecapError("recycle queue full: the owner's capture thread is not running")
 
@@ -369,13 +371,14 @@ cdef class QueuedChunk(Chunk):
     """A chunk delivered through the engine: release() queues it to its owner's recycler."""
 
     @staticmethod
-    cdef QueuedChunk wrap(Worker owner, Entry* e):
+    cdef QueuedChunk _queued(Worker owner, Entry* e):
+        # only from a capture queue: Python cannot make a handle for an arbitrary chunk
         cdef QueuedChunk c = QueuedChunk.__new__(QueuedChunk)
-        c.owner, c.queue, c.epoch = owner, owner.rxq, e.epoch
-        c.token, c.index, c.first, c.count = e.d.token, e.d.chunk, e.d.first, e.d.count
+        c._fill(owner.rxq, e.d)
+        c.owner, c.epoch = owner, e.epoch
         return c
 
-    def _live(self):
+    cpdef _live(self):
         if self.epoch != self.owner.epoch or self.owner.stopping:
             raise WirecapError("the engine was stopped since this chunk was captured: stop() "
                                "took every chunk back, so its buffers may hold other packets")
@@ -385,7 +388,7 @@ cdef class QueuedChunk(Chunk):
         if self.released:
             raise WirecapError("this chunk was already released")
         self._live()
-        self.owner.give_back(self.token, self.epoch)
+        self.owner.give_back(self.delivery(), self.epoch)
         self.released = True
 
 
@@ -393,9 +396,10 @@ def filter_chunk(Filter f, Chunk c):
     """libpcap's verdict on every packet of ``c``, as a uint8 mask, computed without the GIL."""
     c._live()
     cdef RxRing q = c.queue
-    cdef size_t k0 = <size_t>c.index * q.segment + c.first
+    cdef size_t k0 = packet_index(c.index, q.segment, c.first, 0)
     cdef uint8_t[::1] out = np.zeros(c.count, dtype=np.uint8)
     if c.count:
         with nogil:
-            f.match_many(q.pool, &q.offset[k0], &q.length[k0], c.count, &out[0])
+            f.match_many(q.pool + c.index * q.chunk_bytes, &q.offset[k0], &q.caplen[k0],
+                         &q.wire_len[k0], c.count, &out[0])
     return np.asarray(out)

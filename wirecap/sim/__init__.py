@@ -2,13 +2,14 @@
 
 ``open(0)`` gives the device ``sim:0`` (one instance per index per process), with its wire.
 """
-from ._device import Device, ModelError, toeplitz
+from ._device import Device, ModelError
+from ._frame import toeplitz
 from ._iommu import Iommu
 from ._wire import Pcap, Wire
 from .traffic import TrafficProfile, line_rate_pps
 
 __all__ = ["Device", "Iommu", "ModelError", "Pcap", "TrafficProfile", "Wire", "line_rate_pps",
-           "open", "pair", "toeplitz"]
+           "open", "pair", "reset", "toeplitz"]
 
 _instances = {}
 
@@ -22,6 +23,17 @@ def open(index=0, iommu=None):
     elif iommu is not None and dev.iommu is not iommu:
         raise ModelError(f"sim:{index} is already attached to another IOMMU domain")
     return dev
+
+
+def reset():
+    """Power every port off: close the devices driving model ports and forget the ports, so
+    that the next ``open`` (or ``sim:N`` device) starts from power-on. Tests and benches call
+    this between runs."""
+    from . import _regs
+    _regs.reset()
+    for dev in _instances.values():
+        dev.wire.stop()
+    _instances.clear()
 
 
 def pair(a=0, b=1):

@@ -1,0 +1,250 @@
+"""The 82599's receive path (7.1): MAC checks, the L2 filter, RSS, the on-chip packet buffer
+and the receive DMA engine writing frames into descriptor rings.
+
+A frame from the wire goes rx_frame → (packet buffer) → dma_rx; drain moves waiting frames on
+when the driver hands out descriptors. The caller holds the model lock.
+"""
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+cimport wirecap.ixgbe as r
+from wirecap.sim._counters cimport (C_TPR, C_TOR, C_RUC, C_ROC, C_RNBC, C_MPC, C_QPRC, C_QBRC,
+                                    C_QPRDC, C_RXDGPC, D_WIRE_RX, D_LINK_DOWN, D_RX_DISABLED,
+                                    D_FILTERED, D_RX_RING_FAULT, D_RX_BUF_FAULT,
+                                    D_QUEUE_REFUSED, count_rx_good)
+from wirecap.sim._frame cimport FrameInfo, be16, ethernet_fcs, rss_input
+from wirecap.sim._state cimport (DeviceState, RxQ, PbEntry, PB_MAX, load32, load64, store32,
+                                 store64_release, fence, now_ns)
+
+
+cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi) noexcept nogil:
+    """A frame (without FCS) arrives from the wire. The caller holds the model lock.
+
+    Returns 0 if delivered or queued in the packet buffer, 1 if dropped (and counted)."""
+    cdef uint32_t wire_len = n + r.FCS_LEN, maxlen, i, q, pkt_info, status
+    cdef uint64_t dst
+    cdef uint32_t hlreg0 = s.regs[r.HLREG0 >> 2], fctrl = s.regs[r.FCTRL >> 2]
+    cdef uint64_t pb_cap
+    cdef int res
+    s.diag[D_WIRE_RX] += 1
+    if not s.link_is_up:
+        if now_ns() < s.link_up_ns:
+            s.diag[D_LINK_DOWN] += 1
+            return 1
+        s.link_is_up = 1
+    if not (s.regs[r.RXCTRL >> 2] & r.RXCTRL_RXEN):
+        s.diag[D_RX_DISABLED] += 1
+        return 1
+    s.stat[C_TPR] += 1
+    s.stat[C_TOR] += wire_len
+    if wire_len < r.MIN_FRAME:
+        s.stat[C_RUC] += 1
+        return 1
+    maxlen = (s.regs[r.MAXFRS >> 2] >> r.MAXFRS_MFS_SHIFT) if hlreg0 & r.HLREG0_JUMBOEN \
+        else r.MAX_FRAME
+    if n >= 14 and be16(d + 12) == 0x8100:
+        maxlen += 4                     # room for one VLAN tag
+    if wire_len > maxlen:
+        s.stat[C_ROC] += 1
+        return 1
+    # L2 filter (7.1.1): broadcast, multicast, exact unicast addresses or promiscuous
+    if fi.dst_class == 2:
+        if not (fctrl & r.FCTRL_BAM):
+            s.diag[D_FILTERED] += 1
+            return 1
+    elif fi.dst_class == 1:
+        if not (fctrl & r.FCTRL_MPE):
+            s.diag[D_FILTERED] += 1
+            return 1
+    elif not (fctrl & r.FCTRL_UPE):
+        res = 0
+        dst = <uint64_t>d[0] | <uint64_t>d[1] << 8 | <uint64_t>d[2] << 16 | \
+            <uint64_t>d[3] << 24 | <uint64_t>d[4] << 32 | <uint64_t>d[5] << 40
+        for i in range(s.nrar):
+            if s.rar[i] == dst:
+                res = 1
+                break
+        if not res:
+            s.diag[D_FILTERED] += 1
+            return 1
+    # RSS (7.1.2.8) picks the queue and the hash written back in the descriptor
+    q = classify(s, d, fi)
+    pkt_info = fi.rss_type | fi.ptype
+    status = r.RXDADV_STAT_DD | r.RXDADV_STAT_EOP
+    if fi.ptype & r.RXDADV_PKTTYPE_IPV4:
+        status |= r.RXDADV_STAT_IPCS
+        if fi.ip_csum_bad:
+            status |= r.RXDADV_ERR_IPE
+    pb_cap = (s.regs[0x03C00 >> 2] >> r.RXPBSIZE_SHIFT) << 10
+    if pb_cap > PB_MAX:
+        pb_cap = PB_MAX
+    if s.pb_count == 0:
+        res = dma_rx(s, q, d, n, pkt_info, fi.hash, status)
+        if res != 1:
+            count_rx_good(s.stat, wire_len, fi)
+            return 0 if res == 0 else 1
+        s.stat[C_RNBC] += 1             # no descriptor: the frame waits on chip
+    if s.pb_bytes + wire_len > pb_cap or s.pb_count == s.pb_cap_entries:
+        s.stat[C_MPC] += 1              # packet buffer full: missed
+        s.regs[r.EICR >> 2] |= r.EICR_RX_MISS
+        return 1
+    count_rx_good(s.stat, wire_len, fi)
+    pb_push(s, d, n, q, pkt_info, fi.hash, status)
+    fence()                             # pairs with the lock-free RDT write
+    drain(s)
+    return 0
+
+
+cdef inline uint32_t classify(DeviceState s, const uint8_t* d, FrameInfo* fi) noexcept nogil:
+    """The receive queue RSS picks (RETA[hash & 0x7F]); fills the frame's hash and type,
+    cached in fi for the device's current RSS configuration."""
+    cdef uint32_t mrqc = s.regs[r.MRQC >> 2], h = 0, i, ln
+    cdef uint8_t buf[36]
+    cdef uint8_t t
+    if (mrqc & r.MRQC_MRQE_MASK) != r.MRQC_RSSEN:
+        fi.hash = 0
+        fi.rss_type = 0
+        fi.hash_gen = 0
+        return 0
+    if fi.hash_gen != s.rss_gen:
+        t = rss_input(d, fi, mrqc, buf, &ln)
+        if t != 0:
+            for i in range(ln):
+                h ^= s.toeplitz[i][buf[i]]
+        fi.hash = h
+        fi.rss_type = t
+        fi.hash_gen = s.rss_gen
+    return s.reta[fi.hash & 0x7F]
+
+
+cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32_t pkt_info,
+                uint32_t hash, uint32_t status) noexcept nogil:
+    """Write one frame into queue qi's ring: 0 done, 1 no descriptors (frame kept by
+    the caller or dropped under DROP_EN, then 2), 2 dropped."""
+    cdef RxQ* q = &s.rxq[qi]
+    cdef uint32_t avail = 0, need = 1, host_len, pos = 0, chunk, k, head, fcs = 0, ivar
+    cdef uint8_t* ring
+    cdef uint8_t* desc
+    cdef uint8_t* dst
+    cdef uint8_t fcsb[4]
+    cdef bint strip = (s.regs[r.HLREG0 >> 2] & r.HLREG0_RXCRCSTRP) != 0
+    host_len = n if strip else n + 4
+    cdef uint32_t tail = load32(&q.tail)
+    if q.enabled and tail < q.ndesc:    # a tail beyond the ring stalls the queue
+        avail = tail - q.head if tail >= q.head else tail + q.ndesc - q.head
+        need = (host_len + q.bufsize - 1) // q.bufsize
+    if avail < need:
+        if q.drop_en:
+            s.stat[C_QPRDC + q.stat] += 1
+            return 2
+        return 1
+    if q.ring == NULL or q.ring_gen != s.iommu.generation:
+        q.ring = s.iommu.translate(q.ring_iova, q.ndesc * r.DESC_SIZE, 0)
+        q.ring_gen = s.iommu.generation
+        q.bufmap.host = NULL
+        if q.ring == NULL:
+            s.diag[D_RX_RING_FAULT] += 1
+            return 2
+    ring = q.ring
+    if not strip:
+        fcs = ethernet_fcs(d, n)
+        fcsb[0] = fcs & 0xFF
+        fcsb[1] = (fcs >> 8) & 0xFF
+        fcsb[2] = (fcs >> 16) & 0xFF
+        fcsb[3] = fcs >> 24
+    head = q.head
+    for k in range(need):
+        desc = ring + head * r.DESC_SIZE
+        chunk = host_len - pos if host_len - pos < q.bufsize else q.bufsize
+        dst = s.iommu.lookup(load64(desc), chunk, 1, &q.bufmap)
+        if dst == NULL:
+            s.diag[D_RX_BUF_FAULT] += 1
+        elif pos + chunk <= n:
+            memcpy(dst, d + pos, chunk)
+        else:
+            if pos < n:
+                memcpy(dst, d + pos, n - pos)
+            memcpy(dst + (n - pos if pos < n else 0),
+                   fcsb + (pos - n if pos > n else 0), chunk - (n - pos if pos < n else 0))
+        if q.legacy:
+            store64_release(desc + 8, <uint64_t>chunk |
+                            (<uint64_t>(r.RXD_STAT_DD |
+                                        (r.RXD_STAT_EOP if k == need - 1 else 0)) << 32))
+        else:
+            (<uint32_t*>desc)[0] = pkt_info
+            (<uint32_t*>desc)[1] = hash
+            store64_release(desc + 8, <uint64_t>(
+                status if k == need - 1 else status & ~<uint32_t>r.RXDADV_STAT_EOP) |
+                (<uint64_t>chunk << 32))
+        head = head + 1 if head + 1 < q.ndesc else 0
+        pos += chunk
+    store32(&q.head, head)
+    s.stat[C_QPRC + q.stat] += 1
+    s.stat[C_QBRC + q.stat] += host_len
+    s.stat[C_RXDGPC] += 1
+    ivar = (s.regs[(0x00900 >> 2) + qi // 2] >> (16 * (qi & 1))) & 0xFF
+    if ivar & r.IVAR_ALLOC_VAL:
+        s.regs[r.EICR >> 2] |= 1 << (ivar & 0xF)
+    return 0
+
+
+cdef void pb_push(DeviceState s, const uint8_t* d, uint32_t n, uint32_t q, uint32_t pkt_info,
+                  uint32_t hash, uint32_t status) noexcept nogil:
+    cdef uint32_t slot = (s.pb_head + s.pb_count) % s.pb_cap_entries
+    cdef uint64_t end = s.pb_tail
+    cdef uint32_t first = n if end + n <= PB_MAX else PB_MAX - end
+    memcpy(s.pb + end, d, first)
+    if first < n:
+        memcpy(s.pb, d + first, n - first)
+    s.pbq[slot].off = end
+    s.pbq[slot].len = n
+    s.pbq[slot].queue = q
+    s.pbq[slot].hash = hash
+    s.pbq[slot].pkt_info = pkt_info
+    s.pbq[slot].status = status
+    store32(&s.pb_count, s.pb_count + 1)
+    s.pb_tail = (end + n) % PB_MAX
+    s.pb_bytes += n + r.FCS_LEN
+
+
+cdef void drain(DeviceState s) noexcept nogil:
+    """Move waiting frames from the packet buffer to their queues, in arrival order; the
+    head frame blocks the rest while its queue has no descriptor (no DROP_EN)."""
+    cdef PbEntry* e
+    cdef const uint8_t* src
+    cdef int res
+    while s.pb_count:
+        e = &s.pbq[s.pb_head]
+        if e.off + e.len <= PB_MAX:
+            src = s.pb + e.off
+        else:                           # the frame wraps around the buffer's end
+            memcpy(s.txbuf, s.pb + e.off, PB_MAX - e.off)
+            memcpy(s.txbuf + (PB_MAX - e.off), s.pb, e.len - (PB_MAX - e.off))
+            src = s.txbuf
+        res = dma_rx(s, e.queue, src, e.len, e.pkt_info, e.hash, e.status)
+        if res == 1:
+            return
+        s.pb_head = (s.pb_head + 1) % s.pb_cap_entries
+        s.pb_count -= 1
+        s.pb_bytes -= e.len + r.FCS_LEN
+
+
+cdef void enable_rx(DeviceState s, uint32_t q) noexcept nogil:
+    # 4.6.7.1: the queue starts with the ring programmed in RDBA/RDLEN/SRRCTL
+    cdef uint32_t base = (0x01000 + 0x40 * q if q < 64 else 0x0D000 + 0x40 * (q - 64)) >> 2
+    cdef uint32_t rdlen = s.regs[base + 2], srr = s.regs[base + 5]
+    cdef uint32_t dtype = srr & r.SRRCTL_DESCTYPE_MASK
+    if rdlen == 0 or rdlen % r.RING_ALIGN or (srr & r.SRRCTL_BSIZEPKT_MASK) == 0 or \
+            (dtype != r.SRRCTL_DESCTYPE_LEGACY and dtype != r.SRRCTL_DESCTYPE_ADV_ONEBUF) or \
+            s.regs[base] % r.RING_ALIGN:
+        s.diag[D_QUEUE_REFUSED] += 1
+        return
+    s.rxq[q].ring_iova = (<uint64_t>s.regs[base + 1] << 32) | s.regs[base]
+    s.rxq[q].ndesc = rdlen // r.DESC_SIZE
+    s.rxq[q].head %= s.rxq[q].ndesc
+    s.rxq[q].tail %= s.rxq[q].ndesc
+    s.rxq[q].bufsize = (srr & r.SRRCTL_BSIZEPKT_MASK) << r.SRRCTL_BSIZEPKT_SHIFT
+    s.rxq[q].drop_en = (srr & r.SRRCTL_DROP_EN) != 0
+    s.rxq[q].legacy = dtype == r.SRRCTL_DESCTYPE_LEGACY
+    s.rxq[q].ring = NULL
+    s.rxq[q].enabled = 1

@@ -1,0 +1,125 @@
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from wirecap.sim._iommu cimport Iommu, Mapping
+
+# The state one 82599 port keeps: registers, queues, counters, the packet buffer. Each role
+# (_registers, _receive, _transmit) is a set of functions over it; Device adds the Python API.
+
+cdef enum:
+    NWORDS = 0x20000 // 4       # 32-bit words in BAR0 (ixgbe.BAR0_SIZE)
+    NQUEUES = 128               # receive and transmit queues
+    PB_MAX = 512 * 1024         # on-chip receive packet buffer, bytes (RXPBSIZE(0) at reset)
+    TXBUF_MAX = 16384           # largest frame the transmit path gathers
+
+cdef struct RxQ:
+    uint64_t ring_iova
+    uint8_t* ring           # cached translation of the ring, valid for ring_gen
+    uint64_t ring_gen
+    uint32_t ndesc
+    uint32_t head
+    uint32_t tail
+    uint32_t bufsize
+    uint8_t enabled
+    uint8_t drop_en
+    uint8_t legacy
+    uint8_t stat            # RQSMR statistics index
+    uint8_t blocked         # head of the packet buffer waits for this queue (RNBC counted)
+    Mapping bufmap          # this queue's IOMMU cache for packet buffers, valid for ring_gen
+    uint32_t rdh_w          # register word indices of RDH/RDT
+    uint32_t rdt_w
+
+cdef struct TxQ:
+    uint64_t ring_iova
+    uint32_t ndesc
+    uint32_t head
+    uint32_t tail
+    uint8_t enabled
+    uint8_t stat            # TQSM statistics index
+    uint64_t wb_iova        # TDWBAL/H head write-back address (0: off)
+    uint32_t tdh_w
+
+cdef struct PbEntry:        # a frame waiting in the on-chip receive packet buffer
+    uint32_t off
+    uint32_t len
+    uint32_t queue
+    uint32_t hash
+    uint32_t pkt_info
+    uint32_t status
+
+cdef class DeviceState:
+    cdef readonly int index
+    cdef readonly Iommu iommu
+    # register file: values, and per word its handler, queue index and canonical word
+    cdef uint32_t* regs
+    cdef uint8_t* handler
+    cdef uint8_t* qidx
+    cdef uint32_t* canon
+    cdef uint32_t* latch            # high halves of 64-bit counters, latched by the low read
+    cdef uint32_t* trace            # (offset, value) of register writes while tracing
+    cdef uint32_t trace_n, trace_cap
+    # queues
+    cdef RxQ rxq[128]
+    cdef TxQ txq[128]
+    # counters (ids in _counters.pxd)
+    cdef uint64_t* stat
+    cdef uint64_t* diag
+    # receive packet buffer: frames waiting for descriptors, in arrival order
+    cdef uint8_t* pb
+    cdef PbEntry* pbq
+    cdef uint32_t pb_head, pb_count, pb_cap_entries
+    cdef uint64_t pb_tail           # storage: where the next frame's bytes go
+    cdef uint64_t pb_bytes          # accounting against RXPBSIZE: frames with FCS
+    # RSS
+    cdef uint32_t rss_gen
+    cdef uint32_t toeplitz[36][256]
+    cdef uint8_t reta[128]
+    # reset and link timing
+    cdef int64_t reset_done_ns
+    cdef int64_t link_up_ns
+    cdef bint link_is_up            # link_up_ns has passed (saves a clock read per frame)
+    cdef public int64_t reset_delay_ns
+    cdef public int64_t link_delay_ns
+    # L2 filter: valid receive addresses (RAL/RAH with AV), as integers
+    cdef uint64_t rar[128]
+    cdef int nrar
+    # transmit side: gather buffer, the cable's other end, or the sink
+    cdef DeviceState peer
+    cdef uint8_t* txbuf
+    cdef public bint keep_tx
+    cdef public bint tx_deferred    # TDT writes only move the tail; process_tx() sends
+    cdef uint8_t* sink_buf
+    cdef uint64_t sink_len, sink_cap
+    cdef uint32_t* sink_lens
+    cdef uint64_t sink_n, sink_kept, sink_ncap
+
+# Atomic accesses for what the driver's threads read or write without the model lock.
+cdef extern from *:
+    """
+    static inline void wc_sim_store64_release(void* p, unsigned long long v) {
+        __atomic_store_n((unsigned long long*)p, v, __ATOMIC_RELEASE);
+    }
+    static inline unsigned long long wc_sim_load64(const void* p) {
+        return __atomic_load_n((const unsigned long long*)p, __ATOMIC_ACQUIRE);
+    }
+    static inline unsigned int wc_sim_load32(const unsigned int* p) {
+        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    }
+    static inline void wc_sim_store32(unsigned int* p, unsigned int v) {
+        __atomic_store_n(p, v, __ATOMIC_RELEASE);
+    }
+    static inline void wc_sim_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+    """
+    void store64_release "wc_sim_store64_release"(void* p, uint64_t v) nogil
+    uint64_t load64 "wc_sim_load64"(const void* p) nogil
+    uint32_t load32 "wc_sim_load32"(const uint32_t* p) nogil
+    void store32 "wc_sim_store32"(uint32_t* p, uint32_t v) nogil
+    void fence "wc_sim_fence"() nogil
+
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef inline int64_t now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1000000000 + ts.tv_nsec
+
+cdef inline bint link_up(DeviceState s, int64_t now) noexcept nogil:
+    return now >= s.link_up_ns
