@@ -379,6 +379,8 @@ cdef class QueuedChunk(Chunk):
         return c
 
     cpdef _live(self):
+        if self.owner is None:
+            raise WirecapError("this chunk was not captured: it names no buffers")
         if self.epoch != self.owner.epoch or self.owner.stopping:
             raise WirecapError("the engine was stopped since this chunk was captured: stop() "
                                "took every chunk back, so its buffers may hold other packets")

@@ -6,7 +6,7 @@ maps statistics registers onto them and gives them their clear-on-read behaviour
 from libc.stdint cimport uint32_t, uint64_t
 
 DIAGNOSTICS = ("wire_rx", "link_down", "rx_disabled", "filtered", "rx_ring_fault",
-               "rx_buf_fault", "tx_fault", "tx_link_down", "queue_refused")
+               "rx_buf_fault", "tx_fault", "tx_link_down", "queue_refused", "unknown_access")
 
 
 cdef inline uint32_t size_bin(uint32_t wire_len) noexcept nogil:

@@ -1,4 +1,4 @@
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from wirecap.sim._iommu cimport Iommu, Mapping
 
 # The state one 82599 port keeps: registers, queues, counters, the packet buffer. Each role
@@ -9,6 +9,8 @@ cdef enum:
     NQUEUES = 128               # receive and transmit queues
     PB_MAX = 512 * 1024         # on-chip receive packet buffer, bytes (RXPBSIZE(0) at reset)
     TXBUF_MAX = 16384           # largest frame the transmit path gathers
+    UNKNOWN_LOG = 256           # unknown accesses remembered (offset, read/write, value)
+    NVM_WORDS = 64              # words of the NVM image: zeros and the checksum word
 
 cdef struct RxQ:
     uint64_t ring_iova
@@ -53,6 +55,11 @@ cdef class DeviceState:
     cdef uint8_t* handler
     cdef uint8_t* qidx
     cdef uint32_t* canon
+    cdef uint32_t* reset_val        # per word: the register table's reset value
+    cdef uint32_t* wmask            # per word: the bits software writes (self-clearing excluded)
+    cdef uint32_t* unknown_log      # (offset, is_write, value) of the first unknown accesses
+    cdef readonly bint strict       # an access where no register is raises (our tests)
+    cdef uint16_t nvm[64]           # the NVM image EERD reads
     cdef uint32_t* latch            # high halves of 64-bit counters, latched by the low read
     cdef uint32_t* trace            # (offset, value) of register writes while tracing
     cdef uint32_t trace_n, trace_cap
@@ -92,34 +99,9 @@ cdef class DeviceState:
     cdef uint64_t sink_n, sink_kept, sink_ncap
 
 # Atomic accesses for what the driver's threads read or write without the model lock.
-cdef extern from *:
-    """
-    static inline void wc_sim_store64_release(void* p, unsigned long long v) {
-        __atomic_store_n((unsigned long long*)p, v, __ATOMIC_RELEASE);
-    }
-    static inline unsigned long long wc_sim_load64(const void* p) {
-        return __atomic_load_n((const unsigned long long*)p, __ATOMIC_ACQUIRE);
-    }
-    static inline unsigned int wc_sim_load32(const unsigned int* p) {
-        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-    }
-    static inline void wc_sim_store32(unsigned int* p, unsigned int v) {
-        __atomic_store_n(p, v, __ATOMIC_RELEASE);
-    }
-    static inline void wc_sim_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-    """
-    void store64_release "wc_sim_store64_release"(void* p, uint64_t v) nogil
-    uint64_t load64 "wc_sim_load64"(const void* p) nogil
-    uint32_t load32 "wc_sim_load32"(const uint32_t* p) nogil
-    void store32 "wc_sim_store32"(uint32_t* p, uint32_t v) nogil
-    void fence "wc_sim_fence"() nogil
-
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
+from wirecap.includes.atomics cimport (st64 as store64_release, ld64 as load64, ld32 as load32,
+                                       st32 as store32, fence)
+from wirecap.includes.clocks cimport mono_ns as now_ns
 
 cdef inline bint link_up(DeviceState s, int64_t now) noexcept nogil:
     return now >= s.link_up_ns
