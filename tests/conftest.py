@@ -36,3 +36,9 @@ def fresh_model():
     from wirecap import sim
     sim.reset()
     yield
+
+
+def pytest_addoption(parser):
+    parser.addoption("--soak", type=float, default=0.0, metavar="SECONDS",
+                     help="run the engine stress test (test_engine_stress.py) this long per "
+                          "variant instead of a few seconds")

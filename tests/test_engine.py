@@ -14,6 +14,23 @@ from wirecap.sim import TrafficProfile
 pytestmark = pytest.mark.usefixtures("fresh_model")
 
 
+@pytest.fixture(autouse=True)
+def every_stop_takes_every_chunk_back(monkeypatch):
+    """After every stop() of every test: free + armed = R, nothing captured, waiting for a
+    send or queued for the application."""
+    stop = Engine.stop
+
+    def checked(eng):
+        stop(eng)
+        if eng.nics:
+            for w in eng.workers:
+                free, armed, captured = w.rxq.accounting()
+                assert (free + armed, captured, w.rxq.stats()["waiting_tx"]) == \
+                    (w.rxq.chunks, 0, 0)
+                assert len(w.capture_q) == 0
+    monkeypatch.setattr(Engine, "stop", checked)
+
+
 def wire(eng):
     return eng.nics[0].port.wire
 
@@ -224,3 +241,286 @@ def test_rss_key_is_configurable(key):
         assert hashes[f] == (h, (h & 0x7F) % 4)
     with pytest.raises(WirecapError, match="exactly 40"):
         Engine("sim:0", rss_key=b"short")
+
+
+# ----------------------------------------------------------------------------- capture threads
+def stamps(chunk, p):
+    return [struct.unpack_from("<Q", bytes(x), p.stamp_offset)[0] for x in chunk]
+
+
+@pytest.mark.parametrize("mode", ["basic", "advanced"])
+def test_one_capture_thread_serves_every_queue_and_delivers_each_frame_once(mode):
+    p = TrafficProfile(count=30_000, flows=32, rate=400_000)
+    with Engine("sim:0", queues=4, mode=mode, threshold=0.3, capture_cpus=1, ndesc=256,
+                segment=32, chunks=24, flush_us=100) as eng:
+        assert [len(t.workers) for t in eng.capture_threads] == [4]
+        wire(eng).play(p)
+        seen, quiet = [], time.monotonic() + 0.2
+        while wire(eng).running or time.monotonic() < quiet:
+            for q in range(4):
+                while (c := eng.next_chunk(q, timeout=0)) is not None:
+                    seen += stamps(c, p)
+                    c.release()
+                    quiet = time.monotonic() + 0.2
+        st = eng.stats()
+        assert len(seen) == len(set(seen)) and set(seen) <= set(range(30_000))
+        assert len(seen) + sum(s["nic_dropped"] for s in st) == 30_000
+        assert sum(s["packets"] for s in st) == len(seen)
+
+
+def test_capture_threads_take_queues_in_turn_and_the_default_leaves_a_core(monkeypatch):
+    import os
+    def engine(cpus, **kw):                     # built, not started: these CPUs are made up
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: cpus)
+        eng = Engine("sim:0", **kw)
+        eng.close()
+        return [[w.index for w in t.workers] for t in eng.capture_threads], eng._cpus
+
+    # two CPUs: one thread for every queue, on the second CPU
+    assert engine({0, 1}, queues=4) == ([[0, 1, 2, 3]], [{1}])
+    assert engine({0}, queues=2) == ([[0, 1]], [{0}])
+    assert engine(set(range(8)), queues=3)[0] == [[0], [1], [2]]   # at most one per queue
+    assert engine(set(range(8)), queues=4, capture_cpus=[{2, 3}, 5]) == \
+        ([[0, 2], [1, 3]], [{2, 3}, {5}])
+    assert engine(set(range(8)), queues=4, capture_cpus=2) == ([[0, 2], [1, 3]], [{7}, {6}])
+
+
+@pytest.mark.parametrize("cpus,match", [
+    ([{97}], r"\{97\} is not a CPU .* may use CPUs"),
+    ([97], "97 is not a CPU"),
+    (["x"], "'x' is not a CPU"),
+    ([set()], "is not a CPU"),
+    (0, "1 to 2 capture threads"),
+    (3, "1 to 2 capture threads"),
+    ([0, 0, 0], "3 capture threads for 2 queues"),
+    ("0", "a number of capture threads or a list"),
+])
+def test_bad_capture_cpus_are_refused_before_anything_opens(cpus, match):
+    with pytest.raises(WirecapError, match=match):
+        Engine("sim:0", queues=2, capture_cpus=cpus)
+    Engine("sim:0", queues=2).close()           # nothing was left open
+
+
+def test_a_capture_thread_that_cannot_start_fails_start_and_leaves_nothing_running(monkeypatch):
+    import os
+    import threading
+    real = os.sched_setaffinity
+    calls = []
+
+    def refuse_second(pid, cpus):
+        calls.append(cpus)
+        if len(calls) == 2:
+            raise OSError(22, "Invalid argument")
+        real(pid, cpus)
+    monkeypatch.setattr(os, "sched_setaffinity", refuse_second)
+    cpu = min(os.sched_getaffinity(0))
+    eng = Engine("sim:0", queues=2, capture_cpus=[cpu, cpu])
+    try:
+        with pytest.raises(WirecapError, match=r"^capture thread 1 \(queues 1\): cannot run on "
+                                               r"CPUs \d+: Invalid argument; nothing was started$"):
+            eng.start()
+        assert not any(t.name.startswith("wirecap-capture") for t in threading.enumerate())
+        with pytest.raises(WirecapError, match="not running"):
+            eng.next_chunk(0, timeout=0)
+        monkeypatch.setattr(os, "sched_setaffinity", real)
+        eng.start()                             # a later start works
+        wire(eng).send(TrafficProfile(count=256))
+        got = sum(len(c) for c in _drain(eng, 0))
+        assert got == 256
+    finally:
+        eng.close()
+
+
+def _drain(eng, q, settle=0.3):
+    out = []
+    while (c := eng.next_chunk(q, timeout=settle)) is not None:
+        out.append(c)
+        c.release()
+    return out
+
+
+def test_start_after_close_is_refused():
+    eng = Engine("sim:0")
+    eng.close()
+    with pytest.raises(WirecapError, match="closed"):
+        eng.start()
+
+
+# ----------------------------------------------------------------------------- concurrency
+@pytest.mark.parametrize("threads", [False, True])
+def test_reader_threads_on_every_queue_get_each_frame_once(threads):
+    import threading
+    n = 1_500_000                               # 1.5 s: long enough for the readers to race
+    p = TrafficProfile(count=n, flows=32, rate=1_000_000)
+    with Engine("sim:0", queues=4, threads=threads, ndesc=256, segment=32, chunks=16,
+                flush_us=100) as eng:
+        seen = [[] for _ in range(8)]           # (token, packets) of every delivery
+        done = threading.Event()
+
+        def reader(r):                          # two readers per queue, polling hard
+            while not done.is_set():
+                c = eng.next_chunk(r % 4, timeout=0)
+                if c is not None:
+                    seen[r].append((c.token, len(c)))
+                    c.release()
+        readers = [threading.Thread(target=reader, args=(r,)) for r in range(8)]
+        for t in readers:
+            t.start()
+        wire(eng).play(p)
+        wire(eng).wait(120)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:      # until every frame is read or counted
+            st = eng.stats()
+            if sum(k for r in seen for _, k in r) + sum(s["nic_dropped"] for s in st) >= n:
+                break
+            time.sleep(0.05)
+        done.set()
+        for t in readers:
+            t.join()
+        st = eng.stats()
+        # a token names one delivery of one chunk's generation: seen twice, handed out twice
+        # (a chunk is reused ~R*M/delivery times here, far below the 16-bit generation wrap)
+        tokens = [t for r in seen for t, _ in r]
+        assert len(tokens) == len(set(tokens))
+        assert all(s["refused"] == 0 for s in st)
+        assert sum(k for r in seen for _, k in r) + sum(s["nic_dropped"] for s in st) == n
+        for w in eng.workers:
+            assert len(w.capture_q) == 0
+            free, armed, captured = w.rxq.accounting()
+            assert free + armed + captured == w.rxq.chunks and armed <= w.rxq.nseg
+
+
+STOP_SCRIPT = r"""
+import sys, threading, time
+from wirecap.engine import Engine
+from wirecap.errors import WirecapError
+device, threads, how, api = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+kw = dict(block_size=1 << 20, chunks=4) if device.startswith("afpacket") else {}
+eng = Engine(device, threads=threads, **kw).start()
+ended = threading.Event()
+def release(c):
+    try:
+        c.release()
+    except WirecapError:        # stopped while we held it (lo may carry others' traffic)
+        pass
+def reader():
+    if api == "chunks":
+        for c in eng.chunks(0):
+            release(c)
+    else:
+        while (c := eng.next_chunk(0, timeout=None)) is not None:
+            release(c)
+    ended.set()
+t = threading.Thread(target=reader, daemon=True)
+t.start()
+time.sleep(0.3)                 # the reader waits for a chunk that never comes
+getattr(eng, how)()
+print("returned" if ended.wait(10) else "still blocked")
+"""
+
+
+@pytest.mark.parametrize("device", ["sim:0", "afpacket:lo"])
+@pytest.mark.parametrize("threads", [True, False])
+@pytest.mark.parametrize("how,api", [("stop", "chunks"), ("close", "next_chunk")])
+def test_a_blocked_reader_returns_when_another_thread_stops_or_closes(device, threads, how,
+                                                                       api):
+    import subprocess
+    import sys
+    if device.startswith("afpacket"):
+        from wirecap.afpacket import veth
+        if veth.missing() is not None:
+            pytest.skip(str(veth.missing()))
+    r = subprocess.run([sys.executable, "-c", STOP_SCRIPT, device, str(int(threads)), how,
+                        api], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "returned"
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_a_reader_inside_next_chunk_captures_nothing_during_or_after_stop(threads):
+    import threading
+    with Engine("sim:0", queues=2, threads=threads, ndesc=128, segment=16, chunks=12,
+                flush_us=0) as eng:
+        wire(eng).play(TrafficProfile(count=10**8, flows=8, rate=300_000))
+        stop_reading = threading.Event()
+
+        def reader(q):
+            while not stop_reading.is_set():
+                try:
+                    c = eng.next_chunk(q, timeout=0)
+                except WirecapError:            # stopped between two calls
+                    continue
+                if c is not None:
+                    try:
+                        c.release()
+                    except WirecapError:        # stopped while holding it: taken back
+                        pass
+        readers = [threading.Thread(target=reader, args=(q % 2,)) for q in range(3)]
+        for t in readers:
+            t.start()
+        try:
+            for _ in range(40):
+                time.sleep(0.01)
+                eng.stop()
+                for w in eng.workers:           # stop() took every chunk back, and nobody
+                    for _ in range(3):          # captures while stopped
+                        free, armed, captured = w.rxq.accounting()
+                        assert captured == 0 and free + armed == w.rxq.chunks
+                        assert len(w.capture_q) == 0
+                        time.sleep(0.002)
+                eng.start()
+        finally:
+            stop_reading.set()
+            wire(eng).stop()
+            for t in readers:
+                t.join()
+
+
+def test_stop_brings_forwarded_chunks_home():
+    # 10 chunks, each forwarded and never collected nor even pushed: stop() reaps them
+    with Engine("sim:0", queues=1, ndesc=64, segment=8, chunks=10, flush_us=0) as eng:
+        tx = eng.tx_queue(0)
+        got = 0
+        for run in range(2):
+            wire(eng).send(TrafficProfile(count=80, seed=run))
+            while (c := eng.next_chunk(0, timeout=0.5)) is not None:
+                for i in range(len(c)):
+                    tx.forward(c, i, push=False)
+                got += len(c)
+                c.release()
+            eng.stop()
+            free, armed, captured = eng.workers[0].rxq.accounting()
+            assert (free + armed, captured) == (10, 0)
+            assert eng.workers[0].rxq.stats()["waiting_tx"] == 0
+            assert got + eng.discarded + eng.stats()[0]["nic_dropped"] == 80 * (run + 1)
+            assert got > 80 * run
+            eng.start()
+
+
+def test_forwarded_chunks_come_home_while_running_without_collect():
+    with Engine("sim:0", queues=1, ndesc=64, segment=8, chunks=10, flush_us=0) as eng:
+        tx = eng.tx_queue(0)
+        got = 0
+        for run in range(5):                    # 5 x 80 frames through a pool of 80 buffers
+            wire(eng).send(TrafficProfile(count=80, seed=run))
+            while (c := eng.next_chunk(0, timeout=0.3)) is not None:
+                for i in range(len(c)):
+                    tx.forward(c, i)
+                got += len(c)
+                c.release()
+        assert got + eng.stats()[0]["nic_dropped"] == 400 and got > 80
+
+
+@pytest.mark.parametrize("flush_us", [10_000_000, None])
+def test_stop_counts_what_the_nic_already_wrote_into_the_ring(flush_us):
+    with Engine("sim:0", queues=1, ndesc=256, segment=64, chunks=8, flush_us=flush_us) as eng:
+        wire(eng).send(TrafficProfile(count=100))   # one full segment, 36 in the next
+        c = eng.next_chunk(0, timeout=5)
+        assert len(c) == 64
+        c.release()
+        time.sleep(0.05)
+        eng.stop()
+        st = eng.stats()[0]
+        assert (st["nic_dropped"], eng.discarded) == (0, 36)
+        eng.start()                             # nothing from before the stop resurfaces
+        assert eng.next_chunk(0, timeout=0.2) is None

@@ -1,4 +1,5 @@
 # The engine's typed core: work queues and the capture loop (DESIGN §5, the paper's §3.2).
+from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from wirecap._ring cimport RxRing, Chunk, Delivery
 
@@ -10,9 +11,10 @@ cdef extern from "<pthread.h>" nogil:
 cdef struct Entry:              # a delivery travelling through a work queue
     Delivery d
     uint32_t owner              # engine index of the queue whose pool the chunk belongs to
+    uint32_t epoch              # the owner's run it was captured (or released) in
 
 
-cdef struct WQ:                 # bounded ring; many producers, one consumer
+cdef struct WQ:                 # bounded ring; many producers, many consumers
     Entry* ring
     uint32_t cap, head, count, peak
     pthread_mutex_t lock
@@ -30,22 +32,41 @@ cdef class WorkQueue:
 
 
 cdef class Worker:
-    """One receive queue's capture thread: capture, place (basic or advanced), recycle."""
+    """One receive queue: its work-queue pair and its pool's single owner. Capture and recycle
+    run only under ``own``: in a capture thread, in an inline reader, or in stop()."""
     cdef readonly uint32_t index
     cdef readonly RxRing rxq
     cdef readonly WorkQueue capture_q
     cdef readonly WorkQueue recycle_q
-    cdef list _buddies              # keeps the buddies' queues alive
+    cdef list _peers                # every worker of the engine, by index (keeps them alive)
     cdef WQ** buddy_q
-    cdef uint32_t* buddy_index
     cdef uint32_t nbuddies
     cdef public bint advanced
     cdef public double threshold
-    cdef volatile bint stopping      # set by stop() from another thread
-    cdef readonly uint32_t epoch        # bumped by stop(): chunks of an earlier epoch are void
-    cdef readonly uint64_t captured, offloaded_out, refused, idle
+    cdef pthread_mutex_t own        # the right to run capture and recycle on rxq's pool
+    cdef volatile bint stopping     # set by stop(): no capture, no delivery, no release
+    cdef readonly uint32_t epoch    # the engine's run, bumped by resume(): older chunks are void
+    cdef readonly uint64_t captured, offloaded_out, refused, discarded
 
     cdef int step(self) noexcept nogil
+    cdef int step_owned(self, bint wait) noexcept nogil
     cdef uint32_t drain_recycles(self) noexcept nogil
     cdef void place(self, Entry* e) noexcept nogil
-    cdef give_back(self, Delivery d)
+    cdef give_back(self, Delivery d, uint32_t epoch)
+
+
+cdef class CaptureThread:
+    """The loop of one capture thread: polls each of its queues in turn, without the GIL."""
+    cdef readonly list workers
+    cdef PyObject** ws              # borrowed from workers
+    cdef uint32_t n
+    cdef volatile bint stopping
+    cdef readonly uint64_t rounds, idle
+
+
+cdef class QueuedChunk(Chunk):
+    cdef readonly Worker owner
+    cdef uint32_t epoch
+
+    @staticmethod
+    cdef QueuedChunk _queued(Worker owner, Entry* e)

@@ -1,6 +1,8 @@
 """The engine's fast path: work-queue pairs and the capture thread's loop, without the GIL.
 
-Per receive queue a ``Worker`` owns the pool: only it calls capture and recycle. Captured
+Per receive queue a ``Worker`` owns the pool: capture and recycle run only under its lock,
+taken by the capture thread that serves the queue (one thread may serve several queues), by
+an inline reader, or by stop(); so there is one owner per pool at any time. Captured
 chunks go to a capture queue (its own, or in advanced mode the least-loaded buddy's when its
 own is longer than threshold T x R); the application gives chunks back through the owner's
 recycle queue. A chunk offloaded to a buddy is still recycled into its owner's pool.
@@ -17,11 +19,13 @@ from wirecap._bpf cimport Filter
 from wirecap._ring cimport RxRing, Chunk, Delivery
 from wirecap.includes.clocks cimport mono_ns
 from wirecap.includes.packet cimport packet_index
+from cpython.ref cimport PyObject
 from wirecap.errors import WirecapError
 
 cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_init(pthread_mutex_t*, void*)
     int pthread_mutex_lock(pthread_mutex_t*)
+    int pthread_mutex_trylock(pthread_mutex_t*)
     int pthread_mutex_unlock(pthread_mutex_t*)
     int pthread_mutex_destroy(pthread_mutex_t*)
 
@@ -120,27 +124,30 @@ cdef class Worker:
         cap = rxq.max_deliveries + 16
         self.capture_q = WorkQueue(cap)
         self.recycle_q = WorkQueue(cap)
-        self._buddies = []
+        self._peers = [self]
         self.threshold = 1.0
+        self.stopping = True            # until the engine's start() resumes it
+        pthread_mutex_init(&self.own, NULL)
 
     def __dealloc__(self):
         free(self.buddy_q)
-        free(self.buddy_index)
+        pthread_mutex_destroy(&self.own)
 
-    def set_buddies(self, buddies):
-        """The other workers whose capture queues may take this one's chunks."""
+    def set_buddies(self, workers):
+        """Every worker of the engine, indexed by Worker.index: the others' capture queues
+        may take this one's chunks, and any of them may hand this reader a chunk."""
         cdef Worker b
-        cdef uint32_t i
-        buddies = [b for b in buddies if b is not self]
+        cdef uint32_t i = 0
+        self._peers = list(workers)
         free(self.buddy_q)
-        free(self.buddy_index)
-        self.buddy_q = <WQ**>calloc(len(buddies) + 1, sizeof(WQ*))
-        self.buddy_index = <uint32_t*>calloc(len(buddies) + 1, sizeof(uint32_t))
-        for i, b in enumerate(buddies):
-            self.buddy_q[i] = b.capture_q.q
-            self.buddy_index[i] = b.index
-        self.nbuddies = len(buddies)
-        self._buddies = buddies
+        self.buddy_q = <WQ**>calloc(len(workers) + 1, sizeof(WQ*))
+        if self.buddy_q == NULL:
+            raise MemoryError("buddy list")
+        for b in workers:
+            if b is not self:
+                self.buddy_q[i] = b.capture_q.q
+                i += 1
+        self.nbuddies = i
 
     cdef void place(self, Entry* e) noexcept nogil:
         cdef WQ* own = self.capture_q.q
@@ -161,82 +168,138 @@ cdef class Worker:
         cdef Entry e
         cdef uint32_t n = 0
         while wq_pop(self.recycle_q.q, &e):
-            if self.rxq.recycle_delivery(&e.d):
+            # a release from an earlier run: stop() already took that chunk back
+            if e.epoch == self.epoch and self.rxq.recycle_delivery(&e.d):
                 self.refused += 1
             n += 1
         return n
 
     cdef int step(self) noexcept nogil:
-        """Recycle what came back, then capture once: 1 if anything was done."""
+        """Recycle what came back, then capture once: 1 if anything was done. Call it only
+        while holding ``own``."""
         cdef Entry e
         cdef int did = self.drain_recycles() > 0
         if self.rxq.capture(&e.d, mono_ns()):
-            e.owner = self.index
+            e.owner, e.epoch = self.index, self.epoch
             self.captured += 1
             self.place(&e)
             return 1
         return did
 
-    def run(self, cpus=None):
-        """The capture thread's body: loop without the GIL until stop()."""
-        cdef int idle = 0
-        if cpus:
-            os.sched_setaffinity(0, cpus)           # this thread only
-        # naps must end on time: the default 50 us timer slack turns a 20 us nap into 70 us,
-        # longer than a 1,024-descriptor ring lasts at line rate (69 us)
-        prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0)
-        with nogil:
-            while not self.stopping:
-                if self.step():
-                    idle = 0
-                else:
-                    idle += 1
-                    self.idle += 1
-                    if idle > 64:                   # back off: cores are shared here
-                        self.rxq.idle(self.recycle_q.q.fd)
-            self.drain_recycles()
+    cdef int step_owned(self, bint wait) noexcept nogil:
+        """step() as the pool's owner; without ``wait``, 0 at once if another thread owns it."""
+        cdef int did = 0
+        if wait:
+            pthread_mutex_lock(&self.own)
+        elif pthread_mutex_trylock(&self.own):
+            return 0
+        if not self.stopping:
+            did = self.step()
+        pthread_mutex_unlock(&self.own)
+        return did
 
     def resume(self):
-        """Allow run() again after stop(); called before the thread starts, so that a stop()
-        that comes before the thread's first step is never undone."""
+        """A new run: chunks of the previous one stay void. Called before the capture threads
+        start, so that a stop() that comes before a thread's first step is never undone."""
+        cdef uint64_t v
+        self.epoch += 1
         self.stopping = False
+        pthread_mutex_lock(&self.recycle_q.q.lock)
+        if self.recycle_q.q.count == 0:     # undo stop()'s wake-up: readable means entries
+            read(self.recycle_q.q.fd, &v, 8)
+        pthread_mutex_unlock(&self.recycle_q.q.lock)
 
     def stop(self):
+        """No capture, delivery or release from now on (the engine's stop() then empties the
+        queues and takes every chunk back). Wakes a capture thread sleeping on this queue."""
+        cdef uint64_t one = 1
         self.stopping = True
-        self.epoch += 1
+        write(self.recycle_q.q.fd, &one, 8)
+
+    @property
+    def running(self):
+        return not self.stopping
 
     def poll_inline(self, uint32_t max_steps=64):
-        """Run capture steps in the calling thread (inline mode); how many did work."""
+        """Run capture steps in the calling thread (inline mode); how many did work. Returns 0
+        at once while another thread runs this queue: one owner per pool at any time."""
         cdef uint32_t k, n = 0
         with nogil:
             for k in range(max_steps):
-                if not self.step():
+                if not self.step_owned(False):
                     break
                 n += 1
         return n
 
-    def drain(self):
-        """Recycle what waits in the recycle queue, in the calling thread (threads stopped)."""
-        cdef uint32_t n
+    def shutdown(self, uint64_t max_packets):
+        """stop()'s work on this pool, as its owner (capture threads joined): recycle what came
+        back, then deliver what the NIC already wrote into the ring, partly filled segments
+        too, and recycle it at once (at most ``max_packets``: the NIC may still be receiving).
+        Returns the packets taken from the ring; they count as discarded."""
+        cdef Delivery d
+        cdef uint64_t n = 0
         with nogil:
-            n = self.drain_recycles()
+            pthread_mutex_lock(&self.own)
+            self.drain_recycles()
+            while n < max_packets and self.rxq.capture_all(&d, mono_ns()):
+                n += d.count
+                self.rxq.recycle_delivery(&d)
+            pthread_mutex_unlock(&self.own)
+        self.discarded += n
         return n
 
-    def take(self):
-        """Pop one delivery from this worker's capture queue, as a QueuedChunk, or None."""
-        cdef Entry e
-        cdef Worker owner = self
-        if not wq_pop(self.capture_q.q, &e):
-            return None
-        if e.owner != self.index:           # offloaded by a buddy: its pool, its recycler
-            owner = next(b for b in self._buddies if (<Worker>b).index == e.owner)
-        return QueuedChunk._queued(owner, e.d)
+    def quiesce(self):
+        """Wait until no thread is inside a capture step of this queue; after stop() none
+        starts again, so nothing is placed in any capture queue from then on."""
+        with nogil:
+            pthread_mutex_lock(&self.own)
+            pthread_mutex_unlock(&self.own)
 
-    cdef give_back(self, Delivery d):
-        """Queue a delivery for recycling by this (its owner's) capture thread."""
+    def discard_queued(self):
+        """Empty the capture queue (the engine is stopping): packets nobody read."""
         cdef Entry e
-        e.d = d
-        e.owner = self.index
+        cdef uint64_t n = 0
+        while wq_pop(self.capture_q.q, &e):
+            n += e.d.count
+        self.discarded += n
+        return n
+
+    def reclaim(self):
+        """Take back every chunk still out (the application's included), as the owner."""
+        with nogil:
+            pthread_mutex_lock(&self.own)
+        try:
+            self.drain_recycles()
+            return self.rxq.reclaim()
+        finally:
+            pthread_mutex_unlock(&self.own)
+
+    def accounting(self):
+        """The pool's (free, armed, captured) chunks, read as its owner."""
+        with nogil:
+            pthread_mutex_lock(&self.own)
+        try:
+            return self.rxq.accounting()
+        finally:
+            pthread_mutex_unlock(&self.own)
+
+    def take(self):
+        """The next chunk in this queue's capture queue (maybe a buddy's), or None. None too
+        while the engine is stopped: stop() took every chunk back."""
+        cdef Entry e
+        cdef Worker owner
+        if self.stopping or not wq_pop(self.capture_q.q, &e):
+            return None
+        owner = self._peers[e.owner]
+        if owner.stopping or e.epoch != owner.epoch:    # cannot happen: stop() empties queues
+            self.discarded += e.d.count
+            return None
+        return QueuedChunk._queued(owner, &e)
+
+    cdef give_back(self, Delivery d, uint32_t epoch):
+        """Queue a delivery of run ``epoch`` for recycling by its owner (this worker)."""
+        cdef Entry e
+        e.d, e.owner, e.epoch = d, self.index, epoch
         if not wq_push(self.recycle_q.q, &e, False):
             raise WirecapError("recycle queue full: the owner's capture thread is not running")
 
@@ -244,26 +307,81 @@ cdef class Worker:
         return {"captured_chunks": self.captured, "offloaded_out": self.offloaded_out,
                 "offloaded_in": self.capture_q.q.offloaded_in, "refused": self.refused,
                 "capture_queue": self.capture_q.q.count, "capture_queue_peak":
-                self.capture_q.q.peak, "recycle_queue": self.recycle_q.q.count}
+                self.capture_q.q.peak, "recycle_queue": self.recycle_q.q.count,
+                "discarded": self.discarded}
+
+
+cdef class CaptureThread:
+    def __cinit__(self, workers):
+        self.workers = list(workers)
+        self.n = len(self.workers)
+        self.ws = <PyObject**>calloc(self.n + 1, sizeof(PyObject*))
+        if self.ws == NULL:
+            raise MemoryError("capture thread")
+        for i, w in enumerate(self.workers):
+            if not isinstance(w, Worker):
+                raise TypeError("CaptureThread serves Workers")
+            self.ws[i] = <PyObject*>w
+
+    def __dealloc__(self):
+        free(self.ws)
+
+    def pin(self, cpus):
+        """Run the calling thread (this capture thread) on ``cpus`` only; OSError if refused."""
+        if cpus:
+            os.sched_setaffinity(0, cpus)           # this thread only
+        # naps must end on time: the default 50 us timer slack turns a 20 us nap into 70 us,
+        # longer than a 1,024-descriptor ring lasts at line rate (69 us)
+        prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0)
+
+    def run(self):
+        """The capture thread's body: poll every queue in turn, without the GIL, until stop()."""
+        cdef uint32_t i, idle = 0
+        cdef int did
+        cdef Worker w
+        w = self.workers[0]
+        with nogil:
+            while not self.stopping:
+                did = 0
+                for i in range(self.n):
+                    did |= (<Worker>self.ws[i]).step_owned(True)
+                self.rounds += 1
+                if did:
+                    idle = 0
+                    continue
+                idle += 1
+                self.idle += 1
+                if idle > 64:                   # back off: cores are shared here
+                    if self.n == 1:             # the device may know how to sleep until work
+                        w.rxq.idle(w.recycle_q.q.fd)
+                    else:
+                        RxRing.idle(w.rxq, -1)
+            for i in range(self.n):
+                (<Worker>self.ws[i]).step_owned(True)   # no-op once stopping: the owner is free
+
+    def resume(self):
+        """Allow run() again (before the thread starts, as Worker.resume)."""
+        self.stopping = False
+
+    def stop(self):
+        self.stopping = True
 
 
 cdef class QueuedChunk(Chunk):
     """A chunk delivered through the engine: release() queues it to its owner's recycler."""
-    cdef readonly Worker owner
-    cdef uint32_t epoch
 
     @staticmethod
-    cdef QueuedChunk _queued(Worker owner, Delivery d):
+    cdef QueuedChunk _queued(Worker owner, Entry* e):
         # only from a capture queue: Python cannot make a handle for an arbitrary chunk
         cdef QueuedChunk c = QueuedChunk.__new__(QueuedChunk)
-        c._fill(owner.rxq, d)
-        c.owner, c.epoch = owner, owner.epoch
+        c._fill(owner.rxq, e.d)
+        c.owner, c.epoch = owner, e.epoch
         return c
 
     cpdef _live(self):
         if self.owner is None:
             raise WirecapError("this chunk was not captured: it names no buffers")
-        if self.epoch != self.owner.epoch:
+        if self.epoch != self.owner.epoch or self.owner.stopping:
             raise WirecapError("the engine was stopped since this chunk was captured: stop() "
                                "took every chunk back, so its buffers may hold other packets")
         Chunk._live(self)
@@ -272,7 +390,7 @@ cdef class QueuedChunk(Chunk):
         if self.released:
             raise WirecapError("this chunk was already released")
         self._live()
-        self.owner.give_back(self.delivery())
+        self.owner.give_back(self.delivery(), self.epoch)
         self.released = True
 
 

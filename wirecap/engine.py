@@ -5,11 +5,13 @@
             ...
             chunk.release()
 
-``threads=True`` gives every receive queue a capture thread that runs without the GIL;
-``threads=False`` (inline) makes the reading thread capture for itself, for small machines.
+``threads=True`` runs capture threads without the GIL, each serving one or several receive
+queues (``capture_cpus``); ``threads=False`` (inline) makes the reading threads capture for
+themselves.
 """
 from __future__ import annotations
 
+import os
 import select
 import threading
 import time
@@ -36,15 +38,20 @@ class Engine:
                in the paper's runs); each device takes the keywords in its rx_options
     block_size, fanout   afpacket only: ring block bytes (R = chunks blocks, default 32 of
                1 MiB) and the fanout mode ("hash", "lb", "cpu", "rollover", "rnd", "qm")
-    threads    a capture thread per queue (True) or capture in the reading thread (False)
-    cpus       optional list of CPU sets, one per queue, to pin capture threads
+    threads    capture threads (True) or capture in the reading thread (False, inline)
+    capture_cpus   the capture threads, each pinned to its CPUs and polling its queues in
+               turn (queue i is served by thread i mod n): a list with one CPU (or a set of
+               CPUs) per thread, or a number of threads (pinned to the highest-numbered CPUs
+               this process may use). Default: one thread per queue on all CPUs but one, so
+               that at least one core is left to the application (2 CPUs: one thread serves
+               every queue)
     rss_key    the 40-byte Toeplitz key for 82599 devices (default: the datasheet's example)
     """
 
     def __init__(self, devices="sim:0", queues=1, mode="basic", threshold=0.6, segment=256,
-                 chunks=None, ndesc=1024, bufsize=2048, flush_us=1000, threads=True, cpus=None,
-                 promiscuous=True, counter_interval=1.0, block_size=None, fanout="hash",
-                 rss_key=None):
+                 chunks=None, ndesc=1024, bufsize=2048, flush_us=1000, threads=True,
+                 capture_cpus=None, promiscuous=True, counter_interval=1.0, block_size=None,
+                 fanout="hash", rss_key=None):
         if mode not in MODES:
             raise WirecapError(f"mode {mode!r}: choose 'basic' or 'advanced'")
         if not 0 < threshold <= 1:
@@ -55,12 +62,13 @@ class Engine:
         names = [devices] if isinstance(devices, str) else list(devices)
         if not names:
             raise WirecapError("no device given: name one, e.g. sim:0")
-        if cpus is not None and len(cpus) != queues * len(names):
-            raise WirecapError(f"cpus: give one CPU set per queue ({queues * len(names)})")
+        self._cpus = _capture_cpus(capture_cpus, queues * len(names)) if threads else []
         self.mode, self.threshold, self.threads = mode, threshold, threads
         self.nics, self.workers = [], []
-        self._threads, self._running = [], False
-        self.discarded = 0              # packets stop() took back before anyone read them
+        self._threads, self._running, self._closed = [], False, False
+        self._tx = []                   # transmit queues handed out: stop() reaps them
+        self._lifecycle = threading.Lock()  # start(), stop() and close() one at a time
+        self._run = 0                   # bumped by start() and stop(): readers notice
         self.domain = None
         try:
             options = dict(domain=self.domain, promiscuous=promiscuous, fanout=fanout,
@@ -69,7 +77,7 @@ class Engine:
                 cls = device_class(name)
                 options["domain"] = self.domain
                 nic = open_device(name, **{k: v for k, v in options.items()
-                                                   if k in cls.open_options})
+                                           if k in cls.open_options})
                 if self.domain is None:         # the first device's DMA domain, shared
                     self.domain = nic.domain
                 geometry = {k: v for k, v in dict(
@@ -89,34 +97,68 @@ class Engine:
             w.set_buddies(self.workers)
             w.advanced = mode == "advanced"
             w.threshold = threshold
-        self._cpus = cpus
+        # queue i is served by capture thread i mod n, each thread polling its queues in turn
+        n = len(self._cpus)
+        self.capture_threads = [_engine.CaptureThread(self.workers[i::n]) for i in range(n)]
         self._counter_interval = counter_interval
         self._counter_stop = threading.Event()
         self.started_at = None
 
+    @property
+    def discarded(self):
+        """Packets stop() took back before anyone read them: queued, or still in the ring."""
+        return sum(w.stats()["discarded"] for w in self.workers)
+
     # ------------------------------------------------------------------ lifecycle
     def start(self):
-        if self._running:
-            raise WirecapError("the engine is already running")
-        if not self.nics:
-            raise WirecapError("the engine is closed: make a new Engine")
-        for nic in self.nics:
-            nic.start()
-        for w in self.workers:
-            w.resume()
-        if self.threads:
-            for i, w in enumerate(self.workers):
-                t = threading.Thread(target=w.run, args=(self._cpus[i] if self._cpus else None,),
-                                     name=f"wirecap-capture-{i}", daemon=True)
-                t.start()
-                self._threads.append(t)
-        self._counter_stop.clear()
-        self._counter_thread = threading.Thread(target=self._read_counters,
-                                                name="wirecap-counters", daemon=True)
-        self._counter_thread.start()
-        self._running = True
-        self.started_at = time.time()
+        """Start capturing: enable the devices and start the capture threads, each pinned to
+        its CPUs. If one cannot start, raise and leave nothing running."""
+        with self._lifecycle:
+            if self._closed:
+                raise WirecapError("the engine is closed: open a new Engine")
+            if self._running:
+                raise WirecapError("the engine is already running")
+            for nic in self.nics:
+                nic.start()
+            for w in self.workers:
+                w.resume()
+            try:
+                self._start_threads()
+            except BaseException:
+                self._stop_threads()
+                raise
+            self._counter_stop.clear()
+            self._counter_thread = threading.Thread(target=self._read_counters,
+                                                    name="wirecap-counters", daemon=True)
+            self._counter_thread.start()
+            self._run += 1
+            self._running = True
+            self.started_at = time.time()
         return self
+
+    def _start_threads(self):
+        failed = []
+        for i, (ct, cpus) in enumerate(zip(self.capture_threads, self._cpus)):
+            ready = threading.Event()
+            ct.resume()
+            t = threading.Thread(target=_capture_thread, args=(ct, cpus, ready, failed),
+                                 name=f"wirecap-capture-{i}", daemon=True)
+            self._threads.append(t)
+            t.start()
+            ready.wait()
+            if failed:
+                raise WirecapError(f"capture thread {i} (queues "
+                                   f"{', '.join(str(w.index) for w in ct.workers)}): "
+                                   f"{failed[0]}; nothing was started")
+
+    def _stop_threads(self):
+        for w in self.workers:
+            w.stop()
+        for ct in self.capture_threads:
+            ct.stop()
+        for t in self._threads:
+            t.join()
+        self._threads = []
 
     def _read_counters(self):
         # the NIC's counters are 32 bits and clear on read: fold them into 64-bit totals
@@ -125,26 +167,46 @@ class Engine:
                 nic.counters()
 
     def stop(self):
-        """Stop the capture threads and return every chunk to its pool: those queued for the
-        application and those it still holds (their handles become invalid)."""
-        if not self._running:
-            return
-        for w in self.workers:
-            w.stop()
-        for t in self._threads:
-            t.join()
-        self._threads = []
-        self._counter_stop.set()
-        self._counter_thread.join()
-        for w in self.workers:
-            while (c := w.take()) is not None:  # queued, never seen by the application
-                self.discarded += len(c)
-        for w in self.workers:
-            w.drain()
-            w.rxq.reclaim()
-        for nic in self.nics:
-            nic.counters()
-        self._running = False
+        """Stop capturing and take every chunk back: readers waiting in next_chunk() return
+        None, chunks queued for the application and those it still holds go back to their
+        pools (their handles become invalid), forwarded chunks come home once the NIC has sent
+        them, and what the NIC already wrote into the rings is counted in ``discarded`` (on a
+        stopped engine too: what arrived since), so that after every stop() each frame the
+        device took is delivered, discarded or counted as dropped."""
+        with self._lifecycle:
+            if self._closed:
+                return
+            if self._running:
+                self._running = False
+                self._run += 1
+                self._stop_threads()    # capture threads joined; readers deliver nothing more
+                self._counter_stop.set()
+                self._counter_thread.join()
+                for w in self.workers:  # inline readers out of their capture steps
+                    w.quiesce()
+                for w in self.workers:  # queued, never seen by the application
+                    w.discard_queued()
+                for w in self.workers:
+                    w.reclaim()
+                self._reap_tx()
+            for w in self.workers:      # what the NIC wrote but nobody captured
+                w.shutdown(w.rxq.chunks * w.rxq.segment)
+            for nic in self.nics:
+                nic.counters()
+
+    def _reap_tx(self, timeout=1.0):
+        # forwarded chunks go home once their sends complete: hand the NIC what was queued
+        # without a push and wait (bounded: a wedged port must not hang stop) for completion
+        queues = [tx for tx in self._tx if hasattr(tx, "collect")]
+        for tx in queues:
+            tx.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            for tx in queues:
+                tx.collect()
+            if not any(tx.in_flight for tx in queues) or time.monotonic() > deadline:
+                break
+            time.sleep(0.0005)
 
     def _close_nics(self):
         for nic in self.nics:
@@ -153,7 +215,9 @@ class Engine:
 
     def close(self):
         self.stop()
-        self._close_nics()
+        with self._lifecycle:
+            self._closed = True
+            self._close_nics()
 
     def __enter__(self):
         return self if self._running else self.start()
@@ -164,10 +228,14 @@ class Engine:
     # ------------------------------------------------------------------ reading
     def next_chunk(self, queue=0, timeout=None):
         """The next chunk captured for ``queue`` (possibly offloaded from a buddy), or None
-        after ``timeout`` seconds (None: wait forever; 0: do not wait)."""
+        after ``timeout`` seconds (None: wait forever; 0: do not wait) or as soon as another
+        thread stops or closes the engine. Readers of different queues may run in parallel
+        threads, also inline: each pool has one owner at a time."""
         if not self._running:
-            raise WirecapError("the engine is not running: start() it first")
+            raise WirecapError("the engine is closed" if self._closed else
+                               "the engine is not running: start() it first")
         w = self._worker(queue)
+        run = self._run
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             c = w.take()
@@ -177,6 +245,11 @@ class Engine:
                 c = w.take()
             if c is not None:
                 return c
+            if self._run != run:                # stopped (and maybe restarted) meanwhile
+                return None
+            for tx in self._tx:                 # forwarded chunks come home when sent
+                if hasattr(tx, "collect"):
+                    tx.collect()
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None
@@ -184,7 +257,8 @@ class Engine:
             select.select([w.capture_q], [], [], wait)
 
     def chunks(self, queue=0, timeout=None):
-        """Iterate over captured chunks of ``queue``; stops after ``timeout`` idle seconds."""
+        """Iterate over captured chunks of ``queue``; ends after ``timeout`` idle seconds or
+        when the engine is stopped."""
         while (c := self.next_chunk(queue, timeout)) is not None:
             yield c
 
@@ -193,7 +267,9 @@ class Engine:
         sends captured packet i, possibly modified in place, zero copy (the chunk goes back to
         its pool once released and sent); ``send(frame)`` sends a copy. Every device of an
         engine shares one DMA domain, so any port can send any queue's packets."""
-        return self._nic(device).tx_queue(queue, ndesc=ndesc)
+        tx = self._nic(device).tx_queue(queue, ndesc=ndesc)
+        self._tx.append(tx)
+        return tx
 
     def _nic(self, device):
         for i, nic in enumerate(self.nics):
@@ -232,3 +308,53 @@ class Engine:
             out.append(s)
         return out
 
+
+
+def _capture_cpus(spec, nqueues):
+    """One CPU set per capture thread, from Engine's ``capture_cpus`` (see there)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    where = f"this process may use CPUs {_cpu_list(allowed)}"
+    if spec is None:
+        spec = max(1, len(allowed) - 1)
+        spec = min(spec, nqueues)
+    if isinstance(spec, bool) or not isinstance(spec, (int, list, tuple)):
+        raise WirecapError(f"capture_cpus={spec!r}: give a number of capture threads or a "
+                           f"list of CPUs, one (or a set) per thread")
+    if isinstance(spec, int):
+        if not 1 <= spec <= nqueues:
+            raise WirecapError(f"capture_cpus={spec}: 1 to {nqueues} capture threads (one "
+                               f"per queue at most)")
+        return [{allowed[-1 - i % len(allowed)]} for i in range(spec)]
+    if not 1 <= len(spec) <= nqueues:
+        raise WirecapError(f"capture_cpus: {len(spec)} capture threads for {nqueues} queues; "
+                           f"give 1 to {nqueues} CPUs (one per thread)")
+    sets = []
+    for entry in spec:
+        cpus = {entry} if isinstance(entry, int) and not isinstance(entry, bool) else entry
+        try:
+            cpus = set(cpus)
+        except TypeError:
+            cpus = {None}
+        bad = [c for c in cpus if not isinstance(c, int) or isinstance(c, bool) or
+               c not in allowed]
+        if bad or not cpus:
+            raise WirecapError(f"capture_cpus: {entry!r} is not a CPU (or set of CPUs) this "
+                               f"process may use; {where}")
+        sets.append(cpus)
+    return sets
+
+
+def _cpu_list(cpus):
+    return ",".join(str(c) for c in cpus)
+
+
+def _capture_thread(ct, cpus, ready, failed):
+    # the body of a capture thread: pin it, say whether that worked, then poll until stop()
+    try:
+        ct.pin(cpus)
+    except OSError as e:
+        failed.append(f"cannot run on CPUs {_cpu_list(sorted(cpus))}: {e.strerror}")
+        ready.set()
+        return
+    ready.set()
+    ct.run()
