@@ -44,7 +44,7 @@ class Handle:
         if not 0 < snaplen <= 262144:
             raise WirecapError(f"snaplen {snaplen}: valid range is 1..262144")
         self.engine, self.queue = engine, queue
-        self._worker = engine._worker(queue)
+        self._rxq = engine.rx_queue(queue)
         self._snaplen, self._timeout = snaplen, timeout_ms / 1000.0
         self._nonblock, self._owns = nonblock, owns_engine
         self._filter = None
@@ -61,11 +61,11 @@ class Handle:
         from ._bpf import Filter
         new = Filter(expression, linktype=DLT_EN10MB, snaplen=self._snaplen) \
             if expression else None
-        rxq = self._worker.rxq
+        rxq = self._rxq
         # a device that filters (AF_PACKET: the kernel) drops what fails before it takes ring
         # space; the filter still runs here for what the ring already holds and for buddies'
         # chunks
-        rxq.device.set_filter(expression or None, queue=rxq.index)
+        rxq.device.set_filter(expression or None, queue=rxq.index, snaplen=self._snaplen)
         self._filter = new
         if self._chunk is not None:
             self._mask = self._compute_mask(self._chunk)
@@ -84,7 +84,7 @@ class Handle:
 
     def fileno(self):
         """Readable while captured chunks wait for this handle (for select/poll/epoll)."""
-        return self._worker.capture_q.fileno()
+        return self.engine.fileno(self.queue)
 
     getfd = fileno
 

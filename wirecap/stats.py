@@ -41,6 +41,15 @@ _SUMMED = ("packets", "bytes", "nic_dropped", "captured_chunks", "recycled", "of
            "offloaded_in", "flushes", "capture_queue", "free", "armed", "captured")
 
 
+def table(headers, rows):
+    """Rows of strings under headers, columns right-aligned (the text form of a table)."""
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    lines = ["  ".join(str(h).rjust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
 class Snapshot:
     """Counters at one instant: ``queues`` (one dict per engine queue), ``devices`` (per
     device sums plus the device's own counters) and ``t`` (time.time())."""
@@ -76,7 +85,6 @@ class Snapshot:
         return cols, out
 
     def __str__(self):
-        from .bench.report import table
         return table(*self.rows())
 
     def _repr_html_(self):

@@ -99,34 +99,9 @@ cdef class DeviceState:
     cdef uint64_t sink_n, sink_kept, sink_ncap
 
 # Atomic accesses for what the driver's threads read or write without the model lock.
-cdef extern from *:
-    """
-    static inline void wc_sim_store64_release(void* p, unsigned long long v) {
-        __atomic_store_n((unsigned long long*)p, v, __ATOMIC_RELEASE);
-    }
-    static inline unsigned long long wc_sim_load64(const void* p) {
-        return __atomic_load_n((const unsigned long long*)p, __ATOMIC_ACQUIRE);
-    }
-    static inline unsigned int wc_sim_load32(const unsigned int* p) {
-        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-    }
-    static inline void wc_sim_store32(unsigned int* p, unsigned int v) {
-        __atomic_store_n(p, v, __ATOMIC_RELEASE);
-    }
-    static inline void wc_sim_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-    """
-    void store64_release "wc_sim_store64_release"(void* p, uint64_t v) nogil
-    uint64_t load64 "wc_sim_load64"(const void* p) nogil
-    uint32_t load32 "wc_sim_load32"(const uint32_t* p) nogil
-    void store32 "wc_sim_store32"(uint32_t* p, uint32_t v) nogil
-    void fence "wc_sim_fence"() nogil
-
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
+from wirecap.includes.atomics cimport (st64 as store64_release, ld64 as load64, ld32 as load32,
+                                       st32 as store32, fence)
+from wirecap.includes.clocks cimport mono_ns as now_ns
 
 cdef inline bint link_up(DeviceState s, int64_t now) noexcept nogil:
     return now >= s.link_up_ns

@@ -12,8 +12,9 @@ cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy, memset
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, nanosleep
+from posix.time cimport timespec, nanosleep
 
+from wirecap.includes.clocks cimport mono_ns as now_ns
 from wirecap.sim._device cimport Device, FrameInfo, parse_frame
 from wirecap.sim._iommu cimport model_lock, model_unlock
 from wirecap.sim.traffic import TrafficProfile, line_rate_pps
@@ -24,12 +25,6 @@ cnp.import_array()
 
 cdef enum:
     BATCH = 64                  # frames per lock acquisition
-
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
 class Pcap:
