@@ -28,6 +28,7 @@ SEQ = TrafficProfile().stamp_offset     # where a profile frame carries its sequ
 # tcpreplay mostly runs to the end before a test reads: rings of 8 x 1 MiB hold each test's
 # traffic, and blocks are retired when full, not after 1 ms with a few packets in
 RING = dict(block_size=1 << 20, chunks=8, flush_us=200_000)
+PACKET_HOST, PACKET_OUTGOING = 0, 4         # <linux/if_packet.h> packet types
 SMALL = 64 << 10                        # small rings: bursts that overflow them stay short
 
 
@@ -345,13 +346,14 @@ def test_transmit_send_and_forward(net, tmp_path):
         assert collect(eng, 50)[0] == frames[:50]
         net.replay(write_pcap(tmp_path / "in.pcap", frames))
         forwarded, end = 0, time.monotonic() + 30
-        back = []
+        back, kinds = [], []
         while len(back) < 2 * len(frames) and time.monotonic() < end:
             c = eng.next_chunk(0, timeout=0.05)
             if c is None:
                 continue
             for i in range(len(c)):
                 back.append(bytes(c.packet(i)))
+                kinds.append(int(c.packet_info[i]))     # the kernel's packet type
                 if forwarded < len(frames) and seq(back[-1]) == seq(frames[forwarded]) and \
                         len(back) - 1 < len(frames) + forwarded:
                     tx.forward(c, i)
@@ -359,6 +361,7 @@ def test_transmit_send_and_forward(net, tmp_path):
             c.release()
         assert forwarded == len(frames)
         assert sorted(back, key=seq) == sorted(frames + frames, key=seq)
+        assert sorted(kinds) == [PACKET_HOST] * len(frames) + [PACKET_OUTGOING] * len(frames)
         assert tx.stats()["sent"] == 50 + len(frames)
 
 

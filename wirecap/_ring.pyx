@@ -305,8 +305,8 @@ cdef class Chunk:
 
     @property
     def packet_info(self):
-        """The device's packet info (82599: RSS type in bits 3:0 and RXDADV_PKTTYPE_*; 0 on
-        devices without one)."""
+        """The device's packet info (82599: RSS type in bits 3:0 and RXDADV_PKTTYPE_*;
+        AF_PACKET: the packet type, PACKET_HOST 0 ... PACKET_OUTGOING 4 of <linux/if_packet.h>)."""
         return self._view("info")
 
     def packet(self, uint32_t i):

@@ -76,6 +76,7 @@ cdef extern from "<linux/if_packet.h>":
         unsigned short sll_family
         uint16_t sll_protocol
         int sll_ifindex
+        unsigned char sll_pkttype
     struct packet_mreq:
         int mr_ifindex
         unsigned short mr_type
@@ -127,6 +128,8 @@ PAGE_SIZE = _mmap.PAGESIZE
 # the smallest room a packet takes in a block: its header, the sockaddr_ll and the MAC header
 # padding the kernel reserves (tpacket_rcv: netoff = TPACKET_ALIGN(hdrlen + max(maclen, 16)))
 MIN_SLOT = TPACKET_ALIGN(TPACKET3_HDRLEN + 16)
+# where the kernel puts a packet's sockaddr_ll: right after its aligned header (tpacket_rcv)
+cdef size_t SLL_OFFSET = TPACKET_ALIGN(sizeof(tpacket3_hdr))
 BLOCK_HEADER = TPACKET_ALIGN(sizeof(tpacket_block_desc))
 # the largest block a signed int holds: the kernel refuses tp_block_size <= 0 as an int
 MAX_BLOCK = (1 << 31) - PAGE_SIZE
@@ -305,7 +308,8 @@ cdef class AfRxQueue(RxRing):
             self.caplen[k] = h.tp_snaplen if h.tp_snaplen < 0xFFFF else 0xFFFF
             self.wire_len[k] = h.tp_len
             self.status[k] = h.tp_status
-            self.info[k] = 0
+            # the sockaddr_ll follows the header: its packet type (PACKET_HOST, _OUTGOING...)
+            self.info[k] = (<sockaddr_ll*>(<uint8_t*>h + SLL_OFFSET)).sll_pkttype
             self.rss[k] = h.hv1.tp_rxhash
             self.ts[k] = <uint64_t>h.tp_sec * 1000000000 + h.tp_nsec
             nbytes += h.tp_snaplen
