@@ -56,7 +56,8 @@ def add_commands(sub):
     t.add_argument("-B", dest="buffer_kib", type=int, metavar="KiB",
                    help="capture buffer per queue in KiB (sets the pool size R)")
     t.add_argument("-Q", dest="direction", choices=("in", "out", "inout"),
-                   help="AF_PACKET: capture received, sent or both (default) frames")
+                   help="AF_PACKET: received frames only (in) or both ways (inout, the default); "
+                        "out is refused: the rings do not record a frame's direction")
     t.add_argument("-Z", dest="user", help="after opening devices, run as USER (root only)")
     t.add_argument("-C", dest="file_size", metavar="SIZE",
                    help="start a new file when one exceeds SIZE million bytes (or 100k, 10m, 1g)")
