@@ -593,3 +593,11 @@ def test_Q_chooses_the_direction_on_afpacket(net, tmp_path, direction):
 def test_Q_out_is_refused_in_one_line(net):
     r = wirecap("capture", "-i", f"afpacket:{net.capture}", "-Q", "out", "-c", "1")
     assert r.returncode == 2 and "PCAP_D_OUT" in r.stderr.decode(), r.stderr.decode()
+
+
+def test_D_lists_interfaces_and_the_model():
+    r = wirecap("capture", "-D")
+    assert r.returncode == 0, r.stderr.decode()
+    lines = r.stdout.decode().splitlines()
+    assert lines[0].startswith("1.") and any(".lo (" in ln and "Loopback" in ln for ln in lines)
+    assert lines[-1].startswith(f"{len(lines)}.sim:0 (")

@@ -56,7 +56,8 @@ def add_commands(sub):
     t.add_argument("-B", dest="buffer_kib", type=int, metavar="KiB",
                    help="capture buffer per queue in KiB (sets the pool size R)")
     t.add_argument("-Q", dest="direction", choices=("in", "out", "inout"),
-                   help="AF_PACKET: capture received, sent or both (default) frames")
+                   help="AF_PACKET: received frames only (in) or both ways (inout, the default); "
+                        "out is refused: the rings do not record a frame's direction")
     t.add_argument("-Z", dest="user", help="after opening devices, run as USER (root only)")
     t.add_argument("-C", dest="file_size", metavar="SIZE",
                    help="start a new file when one exceeds SIZE million bytes (or 100k, 10m, 1g)")
@@ -604,38 +605,14 @@ def _write_batch(sink, batch):
 
 
 # ----------------------------------------------------------------------------- -D
-_IFF = ((0x1, "Up"), (0x40, "Running"), (0x8, "Loopback"))     # <linux/if.h>
-
-
-def sources():
-    """Every capture source: (name, description, [states]): the kernel's interfaces
-    (AF_PACKET), the 82599s bound to vfio-pci, the model."""
-    import socket
-    out = []
-    for _, name in sorted(socket.if_nameindex(), key=lambda x: x[0]):
-        try:
-            with open(f"/sys/class/net/{name}/flags") as f:
-                flags = int(f.read(), 16)
-            with open(f"/sys/class/net/{name}/operstate") as f:   # the kernel's IFF_RUNNING
-                flags |= 0x40 if flags & 0x1 and f.read().strip() in ("up", "unknown") else 0
-        except OSError:
-            flags = 0
-        out.append((name, None, [w for bit, w in _IFF if flags & bit]))
-    try:
-        from vfio_setup.host import Host
-        from vfio_setup.pci import VFIO_PCI, scan
-        bound = [d for d in scan(Host.from_sysfs_root("/")) if d.driver == VFIO_PCI and
-                 d.supported]
-    except (ImportError, OSError):
-        bound = []
-    out += [(f"pci:{d.address}", "an Intel 82599 bound to vfio-pci", []) for d in bound]
-    out.append(("sim:0", "the Intel 82599 model; sim:1, sim:2 ... are more ports", []))
-    return out
+_STATES = (("up", "Up"), ("running", "Running"), ("loopback", "Loopback"))
 
 
 def list_sources():
-    """-D: the sources, numbered as tcpdump numbers them."""
-    for i, (name, desc, states) in enumerate(sources(), 1):
-        print(f"{i}.{name}" + (f" ({desc})" if desc else "") +
+    """-D: pcap.findalldevs(), numbered and flagged as tcpdump prints them."""
+    from .pcap import findalldevs
+    for i, dev in enumerate(findalldevs(), 1):
+        states = [word for flag, word in _STATES if flag in dev.flags]
+        print(f"{i}.{dev.name}" + (f" ({dev.description})" if dev.description else "") +
               (f" [{', '.join(states)}]" if states else ""))
     return 0
