@@ -74,10 +74,20 @@ def test_malformed_pcap_names_the_offset(tmp_path, data, match):
 
 @pytest.mark.parametrize("kw,match", [
     (dict(count=0), r"count=0 .* from 1 to 2\*\*48"),
-    (dict(sizes=(10,)), r"sizes=.*from 64 to 9018"),
-    (dict(rate=2e7), r"rate=20000000.0 .*0 < rate <= 14,880,952"),
+    (dict(sizes=(10,)), r"sizes=.*from 64 to 16128"),
+    (dict(sizes=(16132,)), r"sizes=.*from 64 to 16128"),
+    (dict(rate=2e7), r"rate=20000000.0 .*0.001 <= rate <= 14,880,952"),
     (dict(rate=-1), r"rate=-1"),
-    (dict(flows=2, weights=(1,)), r"weights=.*2 non-negative numbers"),
+    (dict(rate=1e-300), r"rate=1e-300 .*0.001 <= rate"),
+    (dict(rate=float("nan")), r"rate=nan .*0.001 <= rate"),
+    (dict(rate=float("inf")), r"rate=inf .*0.001 <= rate"),
+    (dict(count=1 << 48, rate=1e-3), r"rate=0.001 .*at least 61035[.\d]* frames/s for count="),
+    (dict(flows=2, weights=(1,)), r"weights=.*2 finite non-negative numbers"),
+    (dict(flows=2, weights=(1, float("nan"))), r"weights=.*2 finite non-negative numbers"),
+    (dict(flows=2, weights=(1, float("inf"))), r"weights=.*2 finite non-negative numbers"),
+    (dict(flows=2, weights=(0, 0)), r"weights=.*positive sum"),
+    (dict(sizes=(64, 128), size_weights=(1, -1)), r"size_weights=.*2 finite non-negative"),
+    (dict(count=True), r"count=True .* from 1 to 2\*\*48"),
     (dict(flows=0), r"flows=0 .* from 1 to 65536"),
     (dict(count=10, burst=11), r"burst=11 .* count=10"),
     (dict(proto="icmp"), r"proto='icmp'"),
@@ -97,6 +107,26 @@ def test_profile_parse():
         TrafficProfile.parse("speed=10")
     with pytest.raises(WirecapError, match="not KEY=VALUE"):
         TrafficProfile.parse("count")
+
+
+@pytest.mark.parametrize("text,match", [
+    ("count=inf", r"count='inf' is invalid; valid: a whole number"),
+    ("count=nan", r"count='nan' is invalid; valid: a whole number"),
+    ("count=1.5", r"count='1.5' is invalid; valid: a whole number"),
+    ("count=lots", r"count='lots' is invalid; valid: a number"),
+    ("size=64:inf", r"sizes='inf' is invalid; valid: a whole number"),
+    ("flows=2,weights=1:nan", r"weights=\(1.0, nan\) is invalid; valid: 2 finite"),
+    ("flows=2,weights=1:inf", r"weights=\(1.0, inf\) is invalid; valid: 2 finite"),
+    ("rate=1e-300", r"rate=1e-300 is invalid; valid: 0.001 <= rate"),
+    ("size=9018", None),
+])
+def test_profile_text_errors_are_one_line_with_the_range(text, match):
+    if match is None:                           # jumbo frames are traffic the wire can carry
+        assert TrafficProfile.parse(text).sizes == (9018,)
+        return
+    with pytest.raises(WirecapError, match=match) as err:
+        TrafficProfile.parse(text)
+    assert "\n" not in str(err.value)
 
 
 def test_bursts_then_idle_keep_the_mean_rate(dev, make_driver):
