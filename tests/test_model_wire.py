@@ -1,5 +1,7 @@
 """The wire: pcap replay, traffic profiles, and the errors for bad input."""
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -38,13 +40,64 @@ def test_pcap_at_a_given_rate_and_looped(dev, make_driver, tmp_path):
     assert [f for f, *_ in drv.receive(0)] == frames * 3
 
 
-def test_pcap_roundtrip_and_short_frames_padded(tmp_path):
+def test_pcap_roundtrip_and_short_frames_padded(dev, make_driver, tmp_path):
+    drv = make_driver(promisc=True)
     path = tmp_path / "x.pcap"
     with PcapWriter(path, nanosecond=True) as w:
         w.write(123_456_789_012, b"\x01" * 42)
     linktype, recs = read_pcap(path)
     assert linktype == 1 and recs == [(123_456_789_012, b"\x01" * 42, 42)]
-    assert Pcap(str(path)).frames == [b"\x01" * 42 + bytes(18)]
+    dev.wire.send(Pcap(str(path)))
+    assert [f for f, *_ in drv.receive(0)] == [b"\x01" * 42 + bytes(18)]
+
+
+def test_pcap_is_streamed_not_read_whole(tmp_path):
+    """A 64 MB capture replays in a few MB (issue 15: 300 MB took 1.36 GB)."""
+    path = tmp_path / "big.pcap"
+    frame = bytes.fromhex("025743500000") + bytes(1294)
+    with PcapWriter(path) as w:
+        w.write_records(b"".join(struct.pack("<IIII", i // 1000, i % 1000, 1300, 1300) + frame
+                                 for i in range(50_000)))
+    code = f"""
+import resource
+from wirecap.sim import Device, Pcap, Wire
+dev = Device(0)
+wire = Wire(dev)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+wire.send(Pcap({str(path)!r}))
+grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(wire.sent, grew)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    sent, grew_kb = map(int, out.stdout.split())
+    assert sent == 50_000 and grew_kb < 16 * 1024, f"RSS grew by {grew_kb} KB"
+
+
+def test_a_long_gap_in_a_pcap_is_cut_to_max_gap(dev, make_driver, tmp_path):
+    drv = make_driver()
+    path = tmp_path / "gap.pcap"
+    with PcapWriter(path) as w:
+        w.write(0, bytes.fromhex("025743500000") + bytes(54))
+        w.write(3600 * 10**9, bytes.fromhex("025743500000") + bytes(54))    # an hour later
+    dev.wire.play(Pcap(str(path), max_gap=0.01), concurrent=False)
+    assert dev.wire.wait(60)                         # not an hour
+    assert dev.wire.stats()["gaps_shortened"] == 1 and len(drv.receive(0)) == 2
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(speed=0), r"speed=0: must be a positive finite number"),
+    (dict(speed=float("inf")), r"speed=inf"),
+    (dict(max_gap=-1), r"max_gap=-1: must be a positive finite number of seconds, or None"),
+    (dict(rate=float("nan")), r"rate=nan: must be a positive finite number of frames/s"),
+    (dict(loops=0), r"loops=0: must be an integer >= 1"),
+])
+def test_pcap_options_are_checked(tmp_path, kw, match):
+    path = tmp_path / "one.pcap"
+    with PcapWriter(path) as w:
+        w.write(0, bytes(60))
+    with pytest.raises(WirecapError, match=match):
+        Pcap(str(path), **kw)
 
 
 def write_bytes(tmp_path, data):
@@ -70,6 +123,8 @@ GOOD_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
 def test_malformed_pcap_names_the_offset(tmp_path, data, match):
     with pytest.raises(PcapError, match=match):
         read_pcap(write_bytes(tmp_path, data))
+    with pytest.raises(PcapError, match=match):     # the wire's streaming reader, too
+        Pcap(write_bytes(tmp_path, data))
 
 
 @pytest.mark.parametrize("kw,match", [

@@ -4,7 +4,7 @@ and the receive DMA engine writing frames into descriptor rings.
 A frame from the wire goes rx_frame → (packet buffer) → dma_rx; drain moves waiting frames on
 when the driver hands out descriptors. The caller holds the model lock.
 """
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
 
 cimport wirecap.ixgbe as r
@@ -14,11 +14,13 @@ from wirecap.sim._counters cimport (C_TPR, C_TOR, C_RUC, C_ROC, C_RNBC, C_MPC, C
                                     D_QUEUE_REFUSED, count_rx_good)
 from wirecap.sim._frame cimport FrameInfo, be16, ethernet_fcs, rss_input
 from wirecap.sim._state cimport (DeviceState, RxQ, PbEntry, PB_MAX, load32, load64, store32,
-                                 store64_release, fence, now_ns)
+                                 store64_release, fence)
 
 
-cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi) noexcept nogil:
-    """A frame (without FCS) arrives from the wire. The caller holds the model lock.
+cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi,
+                  int64_t at) noexcept nogil:
+    """A frame (without FCS) arrives from the wire at time ``at``. The caller holds the model
+    lock.
 
     Returns 0 if delivered or queued in the packet buffer, 1 if dropped (and counted)."""
     cdef uint32_t wire_len = n + r.FCS_LEN, maxlen, i, q, pkt_info, status
@@ -28,7 +30,7 @@ cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi) no
     cdef int res
     s.diag[D_WIRE_RX] += 1
     if not s.link_is_up:
-        if now_ns() < s.link_up_ns:
+        if at < s.link_up_ns:
             s.diag[D_LINK_DOWN] += 1
             return 1
         s.link_is_up = 1

@@ -1,6 +1,10 @@
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from wirecap.sim._iommu cimport Iommu, Mapping
 
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+
 # The state one 82599 port keeps: registers, queues, counters, the packet buffer. Each role
 # (_registers, _receive, _transmit) is a set of functions over it; Device adds the Python API.
 
@@ -9,6 +13,12 @@ cdef enum:
     NQUEUES = 128               # receive and transmit queues
     PB_MAX = 512 * 1024         # on-chip receive packet buffer, bytes (RXPBSIZE(0) at reset)
     TXBUF_MAX = 16384           # largest frame the transmit path gathers
+
+cdef extern from *:
+    """
+    #define WC_SIM_NOTHING_DUE INT64_MAX
+    """
+    const int64_t NOTHING_DUE "WC_SIM_NOTHING_DUE"   # Arrivals: no frame is due
 
 cdef struct RxQ:
     uint64_t ring_iova
@@ -44,6 +54,16 @@ cdef struct PbEntry:        # a frame waiting in the on-chip receive packet buff
     uint32_t hash
     uint32_t pkt_info
     uint32_t status
+
+cdef class DeviceState
+
+
+cdef class Arrivals:
+    """Frames due at the port's receive side on the driver's clock (the wire's schedule)."""
+    # deliver, in arrival order, every frame due by ``upto`` (CLOCK_MONOTONIC ns); set
+    # s.next_due; return how many. Called with the port's clock lock held (_clock).
+    cdef uint64_t deliver(self, DeviceState s, int64_t upto) noexcept nogil
+
 
 cdef class DeviceState:
     cdef readonly int index
@@ -90,6 +110,12 @@ cdef class DeviceState:
     cdef uint64_t sink_len, sink_cap
     cdef uint32_t* sink_lens
     cdef uint64_t sink_n, sink_kept, sink_ncap
+    # the driver's clock (_clock): what is due next, who delivers it, what that costs
+    cdef Arrivals arrivals          # None: no schedule (a wire thread, or nothing playing)
+    cdef int64_t next_due           # when the next frame is due; NOTHING_DUE if none
+    cdef pthread_mutex_t clock_lock
+    cdef uint32_t sync_pending      # a sync found the lock taken: the holder delivers for it
+    cdef uint64_t catchup_ns, catchup_frames, catchups
 
 # Atomic accesses for what the driver's threads read or write without the model lock.
 cdef extern from *:
@@ -108,6 +134,7 @@ cdef extern from *:
     }
     static inline void wc_sim_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
     """
+    void store64 "wc_sim_store64_release"(void* p, int64_t v) nogil
     void store64_release "wc_sim_store64_release"(void* p, uint64_t v) nogil
     uint64_t load64 "wc_sim_load64"(const void* p) nogil
     uint32_t load32 "wc_sim_load32"(const uint32_t* p) nogil

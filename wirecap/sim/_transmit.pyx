@@ -74,7 +74,7 @@ cdef void emit(DeviceState s, uint32_t qi, uint32_t flen, bint ifcs, int64_t now
     s.stat[C_QPTC + s.txq[qi].stat] += 1
     s.stat[C_QBTC + s.txq[qi].stat] += n
     if s.peer is not None:
-        rx_frame(s.peer, s.txbuf, n, &fi)
+        rx_frame(s.peer, s.txbuf, n, &fi, now)
     else:
         sink(s, n)
 
