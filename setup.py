@@ -5,6 +5,8 @@ from setuptools import Extension, setup
 
 EXTENSIONS = [
     Extension("wirecap.ixgbe", ["wirecap/ixgbe.pyx"]),
+    Extension("wirecap._regs", ["wirecap/_regs.pyx"]),
+    Extension("wirecap._ring", ["wirecap/_ring.pyx"]),
     Extension("wirecap.sim._iommu", ["wirecap/sim/_iommu.pyx"]),
     Extension("wirecap.sim._frame", ["wirecap/sim/_frame.pyx"]),
     Extension("wirecap.sim._counters", ["wirecap/sim/_counters.pyx"]),
@@ -17,7 +19,9 @@ EXTENSIONS = [
     Extension("wirecap.sim._pcapfile", ["wirecap/sim/_pcapfile.pyx"]),
     Extension("wirecap.sim._wire", ["wirecap/sim/_wire.pyx"]),
     Extension("wirecap._dma", ["wirecap/_dma.pyx"]),
+    Extension("wirecap.sim._regs", ["wirecap/sim/_regs.pyx"]),
     Extension("wirecap._vfio", ["wirecap/_vfio.pyx"]),
+    Extension("wirecap._mmio", ["wirecap/_mmio.pyx"]),
     Extension("wirecap._pmd", ["wirecap/_pmd.pyx"]),
     Extension("wirecap._bpf", ["wirecap/_bpf.pyx"], libraries=["pcap"]),
     Extension("wirecap._engine", ["wirecap/_engine.pyx"]),

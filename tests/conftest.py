@@ -30,9 +30,7 @@ def make_driver(dev):
 
 @pytest.fixture
 def fresh_model():
-    """Close the driver's open devices and forget the sim:N registry: each test gets new ports."""
-    from wirecap import _pmd, sim
-    for stale in list(_pmd._open_devices.values()):
-        stale.close()
-    sim._instances.clear()
+    """Power-on model ports for each test (wirecap.sim.reset closes what drove the old ones)."""
+    from wirecap import sim
+    sim.reset()
     yield

@@ -15,7 +15,8 @@ import pytest
 
 from wirecap import pcap
 from wirecap._bpf import FilterError
-from wirecap.afpacket import AfPacket, veth
+from wirecap.afpacket import veth
+from wirecap.devices import open_device
 from wirecap.dump import PcapWriter, read_pcap
 from wirecap.engine import Engine
 from wirecap.errors import WirecapError
@@ -136,7 +137,7 @@ def test_chunk_metadata_and_kernel_timestamps(net, tmp_path):
             if c is None:
                 continue
             assert list(c.lengths) == [len(p) for p in c]
-            assert list(c.packet_info) == list(c.lengths)       # wire length: nothing cut
+            assert list(c.wire_lengths) == list(c.lengths)      # nothing cut short
             seen += list(c.timestamps)
             c.release()
         assert len(seen) == len(frames)
@@ -292,7 +293,7 @@ def test_a_bad_filter_raises_libpcaps_message_and_keeps_the_old_one(net, tmp_pat
 
 # ----------------------------------------------------------------------------- device
 def test_recycle_checks_handles_and_blocks_may_come_back_in_any_order(net, tmp_path):
-    with AfPacket(f"afpacket:{net.capture}") as dev:
+    with open_device(f"afpacket:{net.capture}") as dev:
         q = dev.rx_queue(0, block_size=4 << 12, chunks=4, flush_us=1_000_000)
         other = dev.rx_queue(1, block_size=4 << 12, chunks=4)
         dev.start()
@@ -306,7 +307,7 @@ def test_recycle_checks_handles_and_blocks_may_come_back_in_any_order(net, tmp_p
         with pytest.raises(WirecapError, match="another queue's pool"):
             other.recycle(held[0].token)
         with pytest.raises(WirecapError, match="names no chunk"):
-            q.recycle(held[0].token | (99 << 16))
+            q.recycle(held[0].token | (99 << 32))
         for i in (2, 0, 1):                     # out of order
             held[i].release()
         with pytest.raises(WirecapError, match="not outstanding"):
@@ -362,7 +363,7 @@ def test_transmit_send_and_forward(net, tmp_path):
 
 
 def test_outgoing_false_ignores_what_the_host_sends(net):
-    with AfPacket(f"afpacket:{net.capture}", outgoing=False) as dev:
+    with open_device(f"afpacket:{net.capture}", outgoing=False) as dev:
         q = dev.rx_queue(0, **RING)
         dev.start()
         tx = dev.tx_queue()
@@ -391,7 +392,7 @@ def test_loopback_shows_each_frame_once_as_libpcap_does():
             got += [bytes(p)[42:] for p in c]
             c.release()
     assert got == [b"wirecap%d" % i for i in range(5)]
-    with AfPacket("afpacket:lo") as dev, AfPacket("afpacket:lo", outgoing=True) as both:
+    with open_device("afpacket:lo") as dev, open_device("afpacket:lo", outgoing=True) as both:
         assert not dev.outgoing and both.outgoing               # asked for: both directions
 
 
@@ -408,7 +409,7 @@ def test_interface_down(net):
 
 
 def test_without_cap_net_raw():
-    code = ("from wirecap.afpacket import AfPacket\nAfPacket('afpacket:lo')")
+    code = ("from wirecap.devices import open_device\nopen_device('afpacket:lo')")
     p = subprocess.run(["setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw",
                         sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=os.path.dirname(os.path.dirname(__file__)))
@@ -432,8 +433,8 @@ def test_ring_geometry_refused_names_the_limit(net, geometry, message):
 
 
 def test_bad_names_and_options():
-    with pytest.raises(WirecapError, match="afpacket:IFACE"):
-        AfPacket("afpacket:")
+    with pytest.raises(WirecapError, match="afpacket: needs what follows.*afpacket:eth0"):
+        open_device("afpacket:")
     with pytest.raises(WirecapError, match="fanout 'spray'"):
         Engine("afpacket:lo", fanout="spray")
 

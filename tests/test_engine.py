@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("fresh_model")
 
 
 def wire(eng):
-    return eng.nics[0].model.wire
+    return eng.nics[0].port.wire
 
 
 def consume(eng, per_queue_budget=None, until=lambda: False, settle=0.1, cost_s=0.0):
@@ -138,7 +138,7 @@ def test_chunk_views_and_use_after_release():
     (dict(threshold=1.5), "0 < T <= 1"),
     (dict(queues=0), "1 to 16"),
     (dict(devices=[]), "no device"),
-    (dict(devices="eth0"), "sim:N"),
+    (dict(devices="wcnope0"), "sim:0.*pci:0000:03:00.0.*afpacket:eth0"),
     (dict(segment=100), "must divide"),
 ])
 def test_engine_misuse_is_refused(kw, match):
@@ -172,7 +172,7 @@ def test_the_capture_queue_descriptor_is_selectable():
 
 
 def test_forwarding_modified_packets_zero_copy_between_engine_ports():
-    sim._instances.clear()
+    sim.reset()
     a, b = sim.pair(0, 1)                           # cabled, one DMA domain
     p = TrafficProfile(count=600, flows=8, rate=100_000)
     with Engine(["sim:0", "sim:1"], queues=1, ndesc=1024, segment=32, chunks=40,

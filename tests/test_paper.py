@@ -34,7 +34,7 @@ def check_accounting(run):
 def test_handler_does_x_units_of_fnv1a_per_packet():
     with Engine("sim:0", queues=1, ndesc=128, segment=16, chunks=12, flush_us=0) as eng:
         p = TrafficProfile(count=16, flows=3)
-        eng.nics[0].model.wire.send(p)
+        eng.nics[0].port.wire.send(p)
         c = eng.next_chunk(0, timeout=2)
         frames = [bytes(x) for x in c]
         w = _handler.Worker(3)
@@ -49,7 +49,7 @@ def test_handler_does_x_units_of_fnv1a_per_packet():
 
 def test_a_stopped_handler_leaves_the_chunk_unprocessed():
     with Engine("sim:0", queues=1, ndesc=128, segment=16, chunks=12, flush_us=0) as eng:
-        eng.nics[0].model.wire.send(TrafficProfile(count=16))
+        eng.nics[0].port.wire.send(TrafficProfile(count=16))
         c = eng.next_chunk(0, timeout=2)
         w = _handler.Worker(1)
         w.stop()
@@ -61,7 +61,7 @@ def test_multi_pkt_handler_processes_every_delivered_packet():
     with Engine("sim:0", queues=4, ndesc=256, segment=32, chunks=64, flush_us=100) as eng:
         hs = handler.multi_pkt_handler(eng, x=2)
         assert [h.queue for h in hs] == [0, 1, 2, 3]
-        eng.nics[0].model.wire.send(TrafficProfile(count=4000, flows=32))
+        eng.nics[0].port.wire.send(TrafficProfile(count=4000, flows=32))
         _, _, dropped, delivered, exact = paper.settle(eng, hs)
         assert exact and delivered + dropped == 4000
         st = eng.stats()

@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from wirecap import _pmd, pcap, sim
+from wirecap import pcap, sim
 from wirecap.dump import read_pcap
 from wirecap.errors import WirecapError
 from wirecap.sim import TrafficProfile
@@ -12,9 +12,7 @@ from wirecap.sim import TrafficProfile
 
 @pytest.fixture
 def handle():
-    for stale in list(_pmd._open_devices.values()):
-        stale.close()
-    sim._instances.clear()
+    sim.reset()
     h = pcap.open_live("sim:0", 65535, True, 200, ndesc=128, segment=16, chunks=40,
                        flush_us=0)
     yield h
@@ -23,7 +21,7 @@ def handle():
 
 def send(h, **kw):
     p = TrafficProfile(**kw)
-    h.engine.nics[0].model.wire.send(p)
+    h.engine.nics[0].port.wire.send(p)
     return p, bytes.fromhex(h.engine.nics[0].mac.replace(":", ""))
 
 
@@ -61,11 +59,9 @@ def test_packet_view_reads_like_bytes(handle):
 
 
 def test_snaplen_caps_caplen_not_len():
-    for stale in list(_pmd._open_devices.values()):
-        stale.close()
-    sim._instances.clear()
+    sim.reset()
     with pcap.open_live("sim:0", 100, True, 200, flush_us=0) as h:
-        h.engine.nics[0].model.wire.send(TrafficProfile(count=3, sizes=(300,)))
+        h.engine.nics[0].port.wire.send(TrafficProfile(count=3, sizes=(300,)))
         got = []
         h.loop(3, lambda hdr, d: got.append((hdr.caplen, hdr.len, len(d))))
         assert got == [(100, 296, 100)] * 3
@@ -145,8 +141,8 @@ def test_chunk_level_iterator(handle):
 def test_misuse_is_refused():
     with pytest.raises(WirecapError, match="snaplen"):
         pcap.Handle(None, 0, snaplen=0)
-    with pytest.raises(WirecapError, match="sim:N"):
-        pcap.open_live("eth0")
+    with pytest.raises(WirecapError, match="sim:0.*pci:0000:03:00.0.*afpacket:eth0"):
+        pcap.open_live("wcnope0")
 
 
 def test_setfilter_runs_libpcap_on_chunks(handle):

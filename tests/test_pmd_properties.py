@@ -5,8 +5,8 @@ import struct
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from wirecap import _pmd, sim
-from wirecap._pmd import Nic
+from wirecap import sim
+from wirecap.devices import open_device
 from wirecap.errors import WirecapError
 from wirecap.sim import TrafficProfile
 
@@ -16,10 +16,8 @@ PROFILE = TrafficProfile(count=1 << 40, flows=1)
 class Driver(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
-        for stale in list(_pmd._open_devices.values()):     # left open by a failed run
-            stale.close()
-        sim._instances.clear()
-        self.nic = Nic("sim:0")
+        sim.reset()                                         # closes a failed run's port
+        self.nic = open_device("sim:0")
         self.mac = bytes.fromhex(self.nic.mac.replace(":", ""))
         self.rx = None
 
@@ -39,7 +37,7 @@ class Driver(RuleBasedStateMachine):
     @precondition(lambda self: self.rx is not None)
     def traffic(self, n):
         frames = [PROFILE.frame(self.injected + i, self.mac) for i in range(n)]
-        self.nic.model.wire.inject(frames)
+        self.nic.port.wire.inject(frames)
         self.injected += n
 
     @rule()
@@ -81,7 +79,7 @@ class Driver(RuleBasedStateMachine):
         self.buffers_out = held             # completed sends no longer hold their buffers
         self.tx_pending = set()
 
-    @rule(token=st.integers(0, (1 << 64) - 1))
+    @rule(token=st.integers(0, (1 << 128) - 1))
     @precondition(lambda self: self.rx is not None)
     def forged_recycle(self, token):
         if any(c.token == token for c in self.held):

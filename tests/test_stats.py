@@ -32,7 +32,7 @@ def drain(eng, hold=()):
 
 
 def test_snapshot_adds_up_and_renders(engine):
-    engine.nics[0].model.wire.send(TrafficProfile(count=300, flows=16))
+    engine.nics[0].port.wire.send(TrafficProfile(count=300, flows=16))
     got, held = drain(engine, hold=(1,))
     snap = stats.snapshot(engine)
     assert [q["queue"] for q in snap.queues] == [0, 1]
@@ -59,7 +59,7 @@ def test_snapshot_adds_up_and_renders(engine):
 
 def test_sampler_records_occupancy_over_time(engine):
     with stats.Sampler(engine, interval=0.001) as s:
-        engine.nics[0].model.wire.send(TrafficProfile(count=200, flows=16))
+        engine.nics[0].port.wire.send(TrafficProfile(count=200, flows=16))
         got, held = drain(engine, hold=(0, 1))
         while len(s.samples) < 20:
             time.sleep(0.005)

@@ -33,5 +33,6 @@ cdef class Filter:
     cdef bpf_program _prog          # owned: freed with pcap_freecode in __dealloc__
 
     cdef bint match(self, const uint8_t* pkt, uint32_t wirelen, uint32_t caplen) noexcept nogil
-    cdef uint32_t match_many(self, const uint8_t* base, const uint64_t* offsets,
-                             const uint16_t* lengths, uint32_t n, uint8_t* out) noexcept nogil
+    cdef uint32_t match_many(self, const uint8_t* base, const uint32_t* offsets,
+                             const uint16_t* caplens, const uint32_t* wire_lens, uint32_t n,
+                             uint8_t* out) noexcept nogil

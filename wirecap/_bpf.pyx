@@ -61,13 +61,14 @@ cdef class Filter:
     cdef bint match(self, const uint8_t* pkt, uint32_t wirelen, uint32_t caplen) noexcept nogil:
         return bpf_filter(self._prog.bf_insns, pkt, wirelen, caplen) != 0
 
-    cdef uint32_t match_many(self, const uint8_t* base, const uint64_t* offsets,
-                             const uint16_t* lengths, uint32_t n, uint8_t* out) noexcept nogil:
-        """Packet i is base[offsets[i]:offsets[i] + lengths[i]], captured whole."""
+    cdef uint32_t match_many(self, const uint8_t* base, const uint32_t* offsets,
+                             const uint16_t* caplens, const uint32_t* wire_lens, uint32_t n,
+                             uint8_t* out) noexcept nogil:
+        """Packet i is base[offsets[i]:offsets[i] + caplens[i]], wire_lens[i] on the wire."""
         cdef uint32_t i, hits = 0
         for i in range(n):
-            out[i] = bpf_filter(self._prog.bf_insns, base + offsets[i], lengths[i],
-                                lengths[i]) != 0
+            out[i] = bpf_filter(self._prog.bf_insns, base + offsets[i], wire_lens[i],
+                                caplens[i]) != 0
             hits += out[i]
         return hits
 
@@ -89,12 +90,17 @@ cdef class Filter:
         if lengths.max() > 0xFFFF:
             raise FilterError(f"a packet of {lengths.max()} bytes is longer than the "
                               f"65535 that match_many takes")
+        if lengths.sum() >= 1 << 32:
+            raise FilterError(f"{lengths.sum()} bytes of packets: match_many takes 4 GiB at "
+                              f"a time")
         cdef const uint8_t[::1] blob = b"".join(packets)
-        cdef const uint64_t[::1] offsets = np.cumsum(lengths) - lengths
+        cdef const uint32_t[::1] offsets = (np.cumsum(lengths) - lengths).astype(np.uint32)
         cdef const uint16_t[::1] lens = lengths.astype(np.uint16)
+        cdef const uint32_t[::1] wire = lengths.astype(np.uint32)
         cdef uint8_t[::1] res = out
         with nogil:
-            self.match_many(&blob[0], &offsets[0], &lens[0], <uint32_t>lens.shape[0], &res[0])
+            self.match_many(&blob[0], &offsets[0], &lens[0], &wire[0], <uint32_t>lens.shape[0],
+                            &res[0])
         return out.view(bool)
 
     @property

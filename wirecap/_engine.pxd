@@ -1,6 +1,6 @@
 # The engine's typed core: work queues and the capture loop (DESIGN §5, the paper's §3.2).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
-from wirecap._pmd cimport RxRing, Chunk, Delivery
+from wirecap._ring cimport RxRing, Chunk, Delivery
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_mutex_t:
@@ -48,3 +48,4 @@ cdef class Worker:
     cdef int step(self) noexcept nogil
     cdef uint32_t drain_recycles(self) noexcept nogil
     cdef void place(self, Entry* e) noexcept nogil
+    cdef give_back(self, Delivery d)

@@ -9,13 +9,14 @@ import os
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport calloc, free
-from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 from posix.unistd cimport read, write, close
 
 import numpy as np
 
 from wirecap._bpf cimport Filter
-from wirecap._pmd cimport RxRing, Chunk, Delivery
+from wirecap._ring cimport RxRing, Chunk, Delivery
+from wirecap.includes.clocks cimport mono_ns
+from wirecap.includes.packet cimport packet_index
 from wirecap.errors import WirecapError
 
 cdef extern from "<pthread.h>" nogil:
@@ -33,12 +34,6 @@ cdef extern from "<sys/eventfd.h>" nogil:
     int eventfd(unsigned int initval, int flags)
     int EFD_NONBLOCK
     int EFD_CLOEXEC
-
-
-cdef inline int64_t wall_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
 # ----------------------------------------------------------------------------- work queues
@@ -166,7 +161,7 @@ cdef class Worker:
         cdef Entry e
         cdef uint32_t n = 0
         while wq_pop(self.recycle_q.q, &e):
-            if self.rxq.recycle_token(e.d.token):
+            if self.rxq.recycle_delivery(&e.d):
                 self.refused += 1
             n += 1
         return n
@@ -175,7 +170,7 @@ cdef class Worker:
         """Recycle what came back, then capture once: 1 if anything was done."""
         cdef Entry e
         cdef int did = self.drain_recycles() > 0
-        if self.rxq.capture(&e.d, wall_ns()):
+        if self.rxq.capture(&e.d, mono_ns()):
             e.owner = self.index
             self.captured += 1
             self.place(&e)
@@ -228,18 +223,21 @@ cdef class Worker:
         return n
 
     def take(self):
-        """Pop one entry from this worker's capture queue: (owner index, Delivery) or None."""
+        """Pop one delivery from this worker's capture queue, as a QueuedChunk, or None."""
         cdef Entry e
+        cdef Worker owner = self
         if not wq_pop(self.capture_q.q, &e):
             return None
-        return e.owner, e.d.token, e.d.chunk, e.d.first, e.d.count
+        if e.owner != self.index:           # offloaded by a buddy: its pool, its recycler
+            owner = next(b for b in self._buddies if (<Worker>b).index == e.owner)
+        return QueuedChunk._queued(owner, e.d)
 
-    def give_back(self, uint64_t token, Worker owner):
-        """Queue a chunk for recycling by its owner's capture thread."""
+    cdef give_back(self, Delivery d):
+        """Queue a delivery for recycling by this (its owner's) capture thread."""
         cdef Entry e
-        e.d.token = token
-        e.owner = owner.index
-        if not wq_push(owner.recycle_q.q, &e, False):
+        e.d = d
+        e.owner = self.index
+        if not wq_push(self.recycle_q.q, &e, False):
             raise WirecapError("recycle queue full: the owner's capture thread is not running")
 
     def stats(self):
@@ -255,13 +253,14 @@ cdef class QueuedChunk(Chunk):
     cdef uint32_t epoch
 
     @staticmethod
-    def wrap(Worker owner, uint64_t token, uint32_t chunk, uint32_t first, uint32_t count):
+    cdef QueuedChunk _queued(Worker owner, Delivery d):
+        # only from a capture queue: Python cannot make a handle for an arbitrary chunk
         cdef QueuedChunk c = QueuedChunk.__new__(QueuedChunk)
-        c.owner, c.queue, c.epoch = owner, owner.rxq, owner.epoch
-        c.token, c.index, c.first, c.count = token, chunk, first, count
+        c._fill(owner.rxq, d)
+        c.owner, c.epoch = owner, owner.epoch
         return c
 
-    def _live(self):
+    cpdef _live(self):
         if self.epoch != self.owner.epoch:
             raise WirecapError("the engine was stopped since this chunk was captured: stop() "
                                "took every chunk back, so its buffers may hold other packets")
@@ -271,7 +270,7 @@ cdef class QueuedChunk(Chunk):
         if self.released:
             raise WirecapError("this chunk was already released")
         self._live()
-        self.owner.give_back(self.token, self.owner)
+        self.owner.give_back(self.delivery())
         self.released = True
 
 
@@ -279,9 +278,10 @@ def filter_chunk(Filter f, Chunk c):
     """libpcap's verdict on every packet of ``c``, as a uint8 mask, computed without the GIL."""
     c._live()
     cdef RxRing q = c.queue
-    cdef size_t k0 = <size_t>c.index * q.segment + c.first
+    cdef size_t k0 = packet_index(c.index, q.segment, c.first, 0)
     cdef uint8_t[::1] out = np.zeros(c.count, dtype=np.uint8)
     if c.count:
         with nogil:
-            f.match_many(q.pool, &q.offset[k0], &q.length[k0], c.count, &out[0])
+            f.match_many(q.pool + c.index * q.chunk_bytes, &q.offset[k0], &q.caplen[k0],
+                         &q.wire_len[k0], c.count, &out[0])
     return np.asarray(out)

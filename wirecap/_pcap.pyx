@@ -11,7 +11,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
-from wirecap._pmd cimport Chunk, RxRing
+from wirecap._ring cimport Chunk, RxRing, packet_bytes
+from wirecap.includes.packet cimport packet_index
 
 _EXPIRED = ("this packet view was valid during the callback only: its buffer may already "
             "hold another packet (copy what you keep, e.g. bytes(data))")
@@ -106,10 +107,11 @@ def run_callbacks(Chunk c, uint32_t start, uint32_t stop, callback, uint32_t sna
                   const uint8_t[::1] mask=None, Break brk=None):
     """Call ``callback(header, packet)`` for packets [start, stop) of ``c`` that pass ``mask``;
     the packet view expires when the call returns. Stops early once ``brk.requested``.
+    The header's len is the wire length, its caplen what was captured, cut to ``snaplen``.
     Returns (next index, packets called back)."""
     c._live()
     cdef RxRing q = c.queue
-    cdef uint32_t i, n = 0, length
+    cdef uint32_t i, n = 0, caplen
     cdef size_t k
     cdef Header h
     cdef Packet p
@@ -121,13 +123,13 @@ def run_callbacks(Chunk c, uint32_t start, uint32_t stop, callback, uint32_t sna
             return i, n
         if mask is not None and not mask[i]:
             continue
-        k = <size_t>c.index * q.segment + c.first + i
-        length = q.length[k]
+        k = packet_index(c.index, q.segment, c.first, i)
+        caplen = q.caplen[k]
         h = Header.__new__(Header)
-        h.ts_ns, h.len = q.ts[k], length
-        h.caplen = length if length < snaplen else snaplen
+        h.ts_ns, h.len = q.ts[k], q.wire_len[k]
+        h.caplen = caplen if caplen < snaplen else snaplen
         p = Packet.__new__(Packet)
-        p.data, p.size, p.owner, p.valid = q.pool + q.offset[k], h.caplen, owner, True
+        p.data, p.size, p.owner, p.valid = packet_bytes(q, c.index, k), h.caplen, owner, True
         try:
             callback(h, p)
         finally:
@@ -143,8 +145,9 @@ cdef inline void put_le32(uint8_t* p, uint32_t v) noexcept nogil:
 def pcap_records(Chunk c, uint32_t snaplen, bint nanosecond, const uint8_t[::1] mask=None,
                  uint32_t limit=0xFFFFFFFF):
     """The packets of ``c`` that pass ``mask`` (at most ``limit``) as pcap records (16-byte
-    little-endian header, then the bytes), ready to append to a file dump.PcapWriter began.
-    Returns (records, count). One allocation per chunk instead of two writes per packet."""
+    little-endian header, then the bytes), ready to append to a file dump.PcapWriter began:
+    len is the wire length, caplen what was captured, cut to ``snaplen``. Returns (records,
+    count). One allocation per chunk instead of two writes per packet."""
     c._live()
     cdef RxRing q = c.queue
     cdef uint32_t i, n = 0, caplen
@@ -154,8 +157,8 @@ def pcap_records(Chunk c, uint32_t snaplen, bint nanosecond, const uint8_t[::1] 
         if n == limit:
             break
         if mask is None or mask[i]:
-            k = <size_t>c.index * q.segment + c.first + i
-            size += 16 + min(q.length[k], snaplen)
+            k = packet_index(c.index, q.segment, c.first, i)
+            size += 16 + min(q.caplen[k], snaplen)
             n += 1
     out = PyBytes_FromStringAndSize(NULL, size)
     cdef uint8_t* w = <uint8_t*><char*>out
@@ -166,15 +169,15 @@ def pcap_records(Chunk c, uint32_t snaplen, bint nanosecond, const uint8_t[::1] 
                 break
             if mask is not None and not mask[i]:
                 continue
-            k = <size_t>c.index * q.segment + c.first + i
-            caplen = min(q.length[k], snaplen)
+            k = packet_index(c.index, q.segment, c.first, i)
+            caplen = min(q.caplen[k], snaplen)
             ts = q.ts[k]
             put_le32(w, <uint32_t>(ts // 1000000000))
             put_le32(w + 4, <uint32_t>(ts % 1000000000 if nanosecond else
                                        ts % 1000000000 // 1000))
             put_le32(w + 8, caplen)
-            put_le32(w + 12, q.length[k])
-            memcpy(w + 16, q.pool + q.offset[k], caplen)
+            put_le32(w + 12, q.wire_len[k])
+            memcpy(w + 16, packet_bytes(q, c.index, k), caplen)
             w += 16 + caplen
             n += 1
     return out, n

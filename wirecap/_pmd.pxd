@@ -1,82 +1,21 @@
-# The poll-mode driver's typed core (DESIGN §4). Python sees the def methods of these classes;
-# the engine's nogil loops call the cdef methods.
+# The 82599 poll-mode driver's typed core (DESIGN §4). Python sees the def methods of these
+# classes; the engine's nogil loops call the cdef methods of the shared ring (_ring.pxd).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from wirecap._dma cimport Domain, Region
-from wirecap.sim._device cimport Device as SimDevice
-
-
-
-
-cdef class Regs:
-    """Register access: the one small interface between the driver and a device."""
-    cdef uint32_t read(self, uint32_t off) noexcept nogil
-    cdef void write(self, uint32_t off, uint32_t val) noexcept nogil
-
-
-cdef class MmioRegs(Regs):              # BAR0 of an 82599 bound to vfio-pci
-    cdef volatile uint32_t* bar
-    cdef object _owner
-
-
-cdef class ModelRegs(Regs):             # the model's register handlers
-    cdef SimDevice dev
-    cdef public int64_t bad_offset      # first offset the model refused (-1: none)
-
-
-cdef struct ChunkState:
-    uint32_t gen                # bumped each time the chunk leaves the free list
-    uint8_t state               # CH_FREE, CH_ARMED or CH_CAPTURED
-    uint32_t seg                # segment it is attached to, while armed
-    uint32_t deliveries         # deliveries handed out and not yet recycled
-    uint32_t next_free
-
-
-
-
-cdef struct Delivery:           # a run of captured packets in one chunk
-    uint64_t token
-    uint32_t chunk
-    uint32_t first
-    uint32_t count
+from wirecap._regs cimport Regs
+from wirecap._ring cimport RxRing, Chunk, Delivery
 
 
 cdef class Nic:
     cdef readonly str name
     cdef readonly Domain domain
-    cdef Regs regs
-    cdef readonly object model          # the sim Device behind sim:N, else None
-    cdef readonly object vfio           # the vfio device behind pci:..., else None
+    cdef readonly Regs regs
+    cdef readonly object port           # what the registers belong to (wirecap.devices)
     cdef dict _totals
     cdef list _queues
+    cdef bint _closed
     cdef uint32_t r32(self, uint32_t off)
     cdef void w32(self, uint32_t off, uint32_t val)
-
-
-cdef class RxRing:
-    """What the engine and Chunk need from a receive queue, whatever the device: the pool,
-    per-packet metadata indexed by k = chunk * segment + i, and capture/recycle. Packet k's
-    bytes are pool[offset[k]:offset[k] + length[k]]."""
-    cdef readonly object device         # the Nic or AF_PACKET device the queue belongs to
-    cdef readonly int index
-    cdef readonly uint32_t segment, chunks
-    cdef readonly uint64_t max_deliveries   # deliveries that can be outstanding at once
-    cdef uint16_t pool_id
-    cdef readonly object pool_array     # the pool as one numpy uint8 array (zero-copy)
-    cdef object _arrays                 # numpy arrays that own the metadata below
-    cdef uint8_t* pool
-    cdef uint64_t* offset
-    cdef uint64_t* ts
-    cdef uint32_t* rss
-    cdef uint32_t* status
-    cdef uint32_t* info
-    cdef uint16_t* length
-
-    cdef int capture(self, Delivery* out, int64_t now) noexcept nogil
-    cdef int recycle_token(self, uint64_t token) noexcept nogil
-    cdef void idle(self, int wake_fd) noexcept nogil
-
-
-cdef uint16_t new_pool_id() noexcept
 
 
 cdef class RxQueue(RxRing):
@@ -88,37 +27,18 @@ cdef class RxQueue(RxRing):
     cdef Region ring_mem, pool_mem
     cdef uint8_t* ring
     cdef uint64_t pool_iova
-    cdef uint8_t* open_bits             # per packet buffer: a delivery starting here is out
-    cdef ChunkState* ch
+    cdef object _own                    # numpy arrays behind tx_refs, waiting, seg_chunk
     cdef uint32_t* tx_refs              # per chunk: zero-copy sends not yet completed (atomic)
     cdef uint32_t* waiting              # captured chunks whose last sends are in flight
-    cdef uint32_t nwaiting
     cdef int32_t* seg_chunk             # per segment: attached chunk, -1 if unarmed
     cdef uint32_t cur_seg, seg_done, arm_seg, unarmed
-    cdef uint32_t free_head, nfree, narmed, ncaptured
     cdef int64_t pending_since
-    cdef readonly uint64_t packets, bytes, deliveries, flushes, recycled, refused, tx_completed
-    cdef readonly uint64_t pool_empty_events
 
-    cdef int capture(self, Delivery* out, int64_t now) noexcept nogil
-    cdef int recycle_token(self, uint64_t token) noexcept nogil
     cdef void _attach(self, uint32_t seg, uint32_t c) noexcept nogil
     cdef void _arm_pending(self) noexcept nogil
     cdef void _free_chunk(self, uint32_t c) noexcept nogil
     cdef void _check_waiting(self) noexcept nogil
-    cdef void _retire(self, uint32_t c) noexcept nogil
-    cdef uint32_t _harvest(self, uint32_t c, uint32_t first, uint32_t upto,
-                           int64_t now) noexcept nogil
-
-
-cdef class Chunk:
-    cdef readonly RxRing queue
-    cdef readonly uint64_t token
-    cdef readonly uint32_t index, first, count
-    cdef public bint released
-
-    @staticmethod
-    cdef Chunk _make(RxRing q, Delivery d)
+    cdef uint32_t _harvest(self, uint32_t c, uint32_t first, uint32_t upto) noexcept nogil
 
 
 cdef class TxQueue:
@@ -128,7 +48,7 @@ cdef class TxQueue:
     cdef Regs regs
     cdef uint32_t tdt_off
     cdef Region ring_mem, copy_mem
-    cdef uint8_t* ring
+    cdef uint8_t* ring                  # NULL once closed
     cdef uint8_t* copy
     cdef uint64_t copy_iova
     cdef uint32_t** src_refs            # per descriptor: tx_refs array of the sending pool

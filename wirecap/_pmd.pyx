@@ -7,8 +7,9 @@ copy), attaches a free chunk, re-arms the M descriptors and moves RDT once. ``re
 chunk back after checking its handle. Transmit queues send packets straight from captured
 chunks; a chunk returns to the pool only when the application and the NIC are both done.
 
-Register writes follow the datasheet (section numbers in the comments). The driver cannot tell
-silicon (``MmioRegs``) from the model (``ModelRegs``).
+Register writes follow the datasheet (section numbers in the comments). The driver talks to
+the device through ``Regs`` only and cannot tell silicon from the model; wirecap.devices picks
+the register implementation and hands it over with the DMA domain.
 """
 import time
 
@@ -16,164 +17,70 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy, memset
-from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME, nanosleep
+from libc.string cimport memcpy
 
 cimport wirecap.ixgbe as r
 from wirecap import ixgbe
 from wirecap._dma cimport Domain, Region
-from wirecap._dma import Domain as _Domain
-from wirecap.sim._device cimport Device as SimDevice
+from wirecap._regs cimport Regs
+from wirecap._ring cimport (RxRing, Chunk, Delivery, ChunkState, CH_FREE, CH_ARMED,
+                            CH_CAPTURED)
+from wirecap.includes.atomics cimport ld32, add32
+from wirecap.includes.clocks cimport mono_ns, wall_ns
+from wirecap.includes.packet cimport packet_index
 from wirecap.errors import WirecapError
 
 cnp.import_array()
-
-cdef extern from *:
-    """
-    static inline unsigned int wc_ld32(const volatile void* p) {
-        return __atomic_load_n((const volatile unsigned int*)p, __ATOMIC_ACQUIRE);
-    }
-    static inline void wc_st32(volatile void* p, unsigned int v) {
-        __atomic_store_n((volatile unsigned int*)p, v, __ATOMIC_RELEASE);
-    }
-    static inline unsigned int wc_add32(unsigned int* p, int v) {
-        return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL);
-    }
-    """
-    uint32_t ld32 "wc_ld32"(const void* p) nogil
-    void st32 "wc_st32"(void* p, uint32_t v) nogil
-    uint32_t add32 "wc_add32"(uint32_t* p, int v) nogil
-
-cdef enum:
-    CH_FREE = 0
-    CH_ARMED = 1
-    CH_CAPTURED = 2
 
 # the 40-byte key of the datasheet's RSS examples (also Microsoft's verification key)
 DATASHEET_RSS_KEY = bytes.fromhex("6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da3"
                                   "8030f20c6a42b73bbeac01fa")
 
-cdef uint16_t _next_pool_id = 1
-_open_devices = {}
-
-
-cdef uint16_t new_pool_id() noexcept:
-    """A pool id for tokens (16 bits, 0 never used), shared by every kind of receive queue so
-    that one queue refuses another's chunk by its id."""
-    global _next_pool_id
-    cdef uint16_t p = _next_pool_id
-    _next_pool_id = _next_pool_id + 1 if _next_pool_id < 0xFFFF else 1
-    return p
-
-
-cdef inline uint64_t make_token(uint16_t pool, uint32_t chunk, uint32_t first,
-                               uint32_t gen) noexcept nogil:
-    # pool 16 bits | chunk 20 | first packet 12 | generation 16: what recycle_token checks
-    return (<uint64_t>pool << 48) | (<uint64_t>chunk << 28) | (<uint64_t>first << 16) | \
-        (gen & 0xFFFF)
-
-
-cdef inline int64_t wall_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
-
-
-# ----------------------------------------------------------------------------- registers
-cdef class Regs:
-    cdef uint32_t read(self, uint32_t off) noexcept nogil:
-        return 0
-
-    cdef void write(self, uint32_t off, uint32_t val) noexcept nogil:
-        pass
-
-
-cdef class MmioRegs(Regs):
-    """Volatile 32-bit accesses to BAR0 mapped by vfio."""
-
-    def __cinit__(self, size_t address, object owner):
-        self.bar = <volatile uint32_t*>address
-        self._owner = owner             # keeps the mapping alive
-
-    cdef uint32_t read(self, uint32_t off) noexcept nogil:
-        return ld32(<const void*>(<uint8_t*>self.bar + off))
-
-    cdef void write(self, uint32_t off, uint32_t val) noexcept nogil:
-        st32(<void*>(<uint8_t*>self.bar + off), val)
-
-
-cdef class ModelRegs(Regs):
-    """The model's register handlers (wirecap.sim)."""
-
-    def __cinit__(self, SimDevice dev):
-        self.dev = dev
-        self.bad_offset = -1
-
-    cdef uint32_t read(self, uint32_t off) noexcept nogil:
-        cdef uint32_t v = 0
-        if self.dev.reg_read(off, &v) and self.bad_offset < 0:
-            self.bad_offset = off
-        return v
-
-    cdef void write(self, uint32_t off, uint32_t val) noexcept nogil:
-        if self.dev.reg_write(off, val) and self.bad_offset < 0:
-            self.bad_offset = off
-
 
 # ----------------------------------------------------------------------------- device
-def _parse_name(name):
-    kind, sep, rest = name.partition(":")
-    if kind == "sim" and sep and rest.isdigit():
-        return "sim", int(rest)
-    if kind == "pci" and sep and rest:
-        return "pci", rest
-    raise WirecapError(f"device {name!r}: name a device as sim:N (the 82599 model, e.g. sim:0) "
-                       f"or pci:DDDD:BB:DD.F (an 82599 bound to vfio-pci; `wirecap devices` "
-                       f"lists them)")
-
-
 cdef class Nic:
-    """One 82599 port, initialized per datasheet 4.6.3.
+    """One 82599 port, initialized per datasheet 4.6.3, driven through ``regs``.
 
-    ``Nic("sim:0")`` opens the model; ``Nic("pci:0000:03:00.0")`` an 82599 bound to vfio-pci.
-    Ports given the same ``domain`` can send each other's captured buffers (zero copy).
+    Open one with ``wirecap.devices.open_device("sim:0")`` (the model) or
+    ``open_device("pci:0000:03:00.0")`` (an 82599 bound to vfio-pci). Ports given the same
+    ``domain`` can send each other's captured buffers (zero copy).
     """
+    # what wirecap.devices and the engine may pass (the Device protocol)
+    open_options = ("domain", "promiscuous", "rss_key", "link_timeout")
+    rx_options = ("ndesc", "segment", "chunks", "bufsize", "flush_us")
+    default_chunks = 100        # R for the engine when none is given, as in the paper's runs
+    kind = "82599"
 
-    def __init__(self, str name="sim:0", Domain domain=None, bint promiscuous=True,
-                 rss_key=DATASHEET_RSS_KEY, double link_timeout=5.0):
-        kind, where = _parse_name(name)
-        if name in _open_devices:
-            raise WirecapError(f"{name} is in use by this process: close() the other handle "
-                               f"first")
+    def __init__(self, str name, Regs regs not None, Domain domain not None, port=None,
+                 bint promiscuous=True, rss_key=DATASHEET_RSS_KEY, double link_timeout=5.0):
         if len(rss_key) != r.RSS_KEY_BYTES:
+            regs.release()
             raise WirecapError(f"RSS key of {len(rss_key)} bytes: the 82599 takes exactly 40")
-        self.name = name
+        self.name, self.regs, self.domain, self.port = name, regs, domain, port
         self._totals = {}
         self._queues = []
-        if kind == "sim":
-            from wirecap import sim
-            self.model = sim.open(where, None if domain is None else domain.mapper)
-            self.domain = domain if domain is not None else _Domain(self.model.iommu)
-            self.regs = ModelRegs(self.model)
-        else:
-            from wirecap import _vfio
-            self.vfio = _vfio.open_pci(where)
-            self.domain = domain if domain is not None else _Domain(self.vfio.container)
-            self.regs = MmioRegs(self.vfio.bar0_addr, self.vfio)
-        _open_devices[name] = self
-        self._init(promiscuous, rss_key)
-        self._check()
+        regs.device = self
+        try:
+            self._init(promiscuous, rss_key)
+            self._check()
+        except BaseException:
+            self.close()
+            raise
 
     def _check(self):
-        if isinstance(self.regs, ModelRegs) and (<ModelRegs>self.regs).bad_offset >= 0:
-            raise WirecapError(f"{self.name}: the device refused register "
-                               f"{(<ModelRegs>self.regs).bad_offset:#x} (a driver bug)")
+        fault = self.regs.fault()
+        if fault is not None:
+            raise WirecapError(f"{self.name}: {fault}")
+
+    def _open(self):
+        if self._closed:
+            raise WirecapError(f"{self.name} is closed: open the device again")
 
     cdef uint32_t r32(self, uint32_t off):
-        return self.regs.read(off)
+        return self.regs.read32(off)
 
     cdef void w32(self, uint32_t off, uint32_t val):
-        self.regs.write(off, val)
+        self.regs.write32(off, val)
 
     def _wait(self, uint32_t off, uint32_t mask, uint32_t want, what, double timeout):
         end = time.monotonic() + timeout
@@ -251,20 +158,36 @@ cdef class Nic:
 
     def rx_queue(self, int index=0, **geometry):
         """Set up receive queue ``index`` (see RxQueue for the geometry)."""
+        self._open()
         q = RxQueue(self, index, **geometry)
         self._queues.append(q)
         return q
 
     def tx_queue(self, int index=0, **kw):
+        """Set up transmit queue ``index`` (see TxQueue)."""
+        self._open()
+        if any(isinstance(q, TxQueue) and (<TxQueue>q).index == index for q in self._queues):
+            raise WirecapError(f"{self.name} transmit queue {index} is already set up: use "
+                               f"that one")
         q = TxQueue(self, index, **kw)
         self._queues.append(q)
         return q
 
+    def set_filter(self, expression, queue=None):
+        """The 82599 has no packet filter to run BPF: False, the caller filters in software."""
+        return False
+
     def start(self, double link_timeout=5.0):
         """Enable the receive path (4.6.7: after the queues) and wait for the link."""
+        self._open()
         self.w32(r.RXCTRL, self.r32(r.RXCTRL) | r.RXCTRL_RXEN)
         self._wait(r.LINKS, r.LINKS_UP, r.LINKS_UP, "link up (LINKS.UP)", link_timeout)
         self._check()
+
+    def stop(self):
+        """Disable the receive path: the NIC stops taking frames (counted as missed)."""
+        if not self._closed:
+            self.w32(r.RXCTRL, self.r32(r.RXCTRL) & ~<uint32_t>r.RXCTRL_RXEN)
 
     def counters(self, bint reset=False):
         """Hardware counters accumulated into 64-bit totals (the registers clear on read, so
@@ -299,11 +222,18 @@ cdef class Nic:
         return {"nic_delivered": totals.get(f"QPRC{q % 16}", 0),
                 "nic_dropped": totals.get(f"QPRDC{q % 16}", 0)}
 
+    @property
+    def closed(self):
+        return self._closed
+
     def close(self):
+        if self._closed:
+            return
         for q in self._queues:
             q.close()
         self._queues = []
-        _open_devices.pop(self.name, None)
+        self._closed = True
+        self.regs.release()
 
     def __enter__(self):
         return self
@@ -325,54 +255,6 @@ def _geometry_error(msg):
 
 
 # ----------------------------------------------------------------------------- receive
-cdef class RxRing:
-    """The device-neutral receive queue the engine runs: subclasses fill the pool, the
-    metadata arrays and ``offset``, and implement capture and recycle_token."""
-
-    cdef int capture(self, Delivery* out, int64_t now) noexcept nogil:
-        return 0
-
-    cdef int recycle_token(self, uint64_t token) noexcept nogil:
-        return -2
-
-    cdef void idle(self, int wake_fd) noexcept nogil:
-        # a capture thread found nothing to do many times over: yield the core briefly
-        cdef timespec nap
-        nap.tv_sec, nap.tv_nsec = 0, 20000
-        nanosleep(&nap, NULL)
-
-    def poll(self):
-        """One capture step: a Chunk, or None if nothing is ready."""
-        cdef Delivery d
-        cdef int got
-        with nogil:
-            got = self.capture(&d, wall_ns())
-        return Chunk._make(self, d) if got else None
-
-    def recycle(self, handle):
-        """Give a captured chunk back (a Chunk, or its integer token). A handle that is not an
-        outstanding delivery of this pool raises and changes nothing."""
-        cdef uint64_t token
-        cdef int rc
-        if isinstance(handle, Chunk):
-            token = (<Chunk>handle).token
-        elif isinstance(handle, int) and 0 <= handle < 1 << 64:
-            token = handle
-        else:
-            raise WirecapError(f"recycle({handle!r}): give a Chunk from this queue or its token")
-        with nogil:
-            rc = self.recycle_token(token)
-        if rc:
-            raise WirecapError(f"recycle refused on {self.device.name} queue {self.index}: " + {
-                -1: "the chunk belongs to another queue's pool",
-                -2: "the handle names no chunk of this pool (forged?)",
-                -3: "the handle is stale: that chunk was recycled and reused since",
-                -4: "that delivery is not outstanding (recycled twice?)"}[rc]
-                + "; nothing was changed")
-        if isinstance(handle, Chunk):
-            (<Chunk>handle).released = True
-
-
 cdef class RxQueue(RxRing):
     """A receive queue with WireCAP's descriptor segments and ring buffer pool.
 
@@ -407,11 +289,10 @@ cdef class RxQueue(RxRing):
         if flush_us is not None and flush_us < 0:
             raise _geometry_error(f"flush_us={flush_us}: give a non-negative timeout or None")
         self.nic, self.device, self.index, self.regs = nic, nic, index, nic.regs
-        self.ndesc, self.segment, self.chunks, self.bufsize = ndesc, segment, R, bufsize
+        self.ndesc, self.bufsize = ndesc, bufsize
         self.max_deliveries = <uint64_t>R * segment     # at most one per packet buffer
         self.nseg = ndesc // segment
         self.flush_ns = -1 if flush_us is None else <int64_t>(flush_us * 1000)
-        self.pool_id = new_pool_id()
         self.rdt_off = ixgbe.RDT(index)
         # memory: the ring and the pool are DMA memory; metadata is ordinary memory
         self.ring_mem = nic.domain.alloc(ndesc * r.DESC_SIZE, _HUGE_RING(ndesc))
@@ -419,35 +300,15 @@ cdef class RxQueue(RxRing):
         self.ring, self.pool = self.ring_mem.addr, self.pool_mem.addr
         self.pool_iova = self.pool_mem.iova
         self.pool_array = self.pool_mem.array[:<size_t>R * segment * bufsize]
-        n = <size_t>R * segment
-        arrays = dict(ts=np.zeros(n, np.uint64), rss=np.zeros(n, np.uint32),
-                      offset=np.arange(n, dtype=np.uint64) * bufsize,
-                      status=np.zeros(n, np.uint32), info=np.zeros(n, np.uint32),
-                      length=np.zeros(n, np.uint16), open=np.zeros(n, np.uint8),
-                      tx_refs=np.zeros(R, np.uint32), waiting=np.zeros(R, np.uint32),
-                      seg_chunk=np.full(self.nseg, -1, np.int32))
-        self._arrays = arrays
-        self.ts = <uint64_t*>cnp.PyArray_DATA(arrays["ts"])
-        self.offset = <uint64_t*>cnp.PyArray_DATA(arrays["offset"])
-        self.rss = <uint32_t*>cnp.PyArray_DATA(arrays["rss"])
-        self.status = <uint32_t*>cnp.PyArray_DATA(arrays["status"])
-        self.info = <uint32_t*>cnp.PyArray_DATA(arrays["info"])
-        self.length = <uint16_t*>cnp.PyArray_DATA(arrays["length"])
-        self.open_bits = <uint8_t*>cnp.PyArray_DATA(arrays["open"])
-        self.tx_refs = <uint32_t*>cnp.PyArray_DATA(arrays["tx_refs"])
-        self.waiting = <uint32_t*>cnp.PyArray_DATA(arrays["waiting"])
-        self.seg_chunk = <int32_t*>cnp.PyArray_DATA(arrays["seg_chunk"])
-        self.ch = <ChunkState*>calloc(R, sizeof(ChunkState))
-        if self.ch == NULL:
-            raise MemoryError("chunk table")
-        cdef uint32_t c
-        for c in range(R):                  # every chunk starts on the free list
-            self.ch[c].next_free = c + 1
-        self.free_head, self.nfree = 0, R
+        self._columns(R, segment, <uint64_t>segment * bufsize,
+                      np.tile(np.arange(segment, dtype=np.uint32) * bufsize, R))
+        own = dict(tx_refs=np.zeros(R, np.uint32), waiting=np.zeros(R, np.uint32),
+                   seg_chunk=np.full(self.nseg, -1, np.int32))
+        self._own = own
+        self.tx_refs = <uint32_t*>cnp.PyArray_DATA(own["tx_refs"])
+        self.waiting = <uint32_t*>cnp.PyArray_DATA(own["waiting"])
+        self.seg_chunk = <int32_t*>cnp.PyArray_DATA(own["seg_chunk"])
         self._setup(nic)
-
-    def __dealloc__(self):
-        free(self.ch)
 
     def _setup(self, Nic nic):
         cdef uint32_t s, i = self.index
@@ -490,13 +351,10 @@ cdef class RxQueue(RxRing):
 
     cdef void _arm_pending(self) noexcept nogil:
         """Attach free chunks to unarmed segments, in ring order; move RDT once."""
-        cdef uint32_t c, moved = 0
+        cdef uint32_t moved = 0
         cdef bint any_armed = False
         while self.unarmed and self.nfree:
-            c = self.free_head
-            self.free_head = self.ch[c].next_free
-            self.nfree -= 1
-            self._attach(self.arm_seg, c)
+            self._attach(self.arm_seg, self.pop_free())
             # RDT = last descriptor of the newest armed segment: the NIC owns everything
             # before it, so a segment is full exactly when its last descriptor is done
             moved = self.arm_seg * self.segment + self.segment - 1
@@ -504,29 +362,28 @@ cdef class RxQueue(RxRing):
             self.unarmed -= 1
             any_armed = True
         if any_armed:
-            self.regs.write(self.rdt_off, moved)
+            self.regs.write32(self.rdt_off, moved)
 
-    cdef uint32_t _harvest(self, uint32_t c, uint32_t first, uint32_t upto,
-                           int64_t now) noexcept nogil:
+    cdef uint32_t _harvest(self, uint32_t c, uint32_t first, uint32_t upto) noexcept nogil:
         """Copy the write-back fields of descriptors [first, upto) of the current segment
-        into the chunk's metadata; open a delivery at ``first``."""
-        cdef uint32_t i, k, base = self.cur_seg * self.segment
+        into the chunk's metadata (one buffer per frame: captured = wire length)."""
+        cdef uint32_t i, n, base = self.cur_seg * self.segment
+        cdef size_t k
         cdef uint8_t* d
         cdef uint64_t nbytes = 0
+        cdef int64_t ts = wall_ns()
         for i in range(first, upto):
             d = self.ring + (base + i) * r.DESC_SIZE
-            k = c * self.segment + i
+            k = packet_index(c, self.segment, i, 0)
+            n = (<uint16_t*>d)[6]
             self.info[k] = (<uint32_t*>d)[0]
             self.rss[k] = (<uint32_t*>d)[1]
             self.status[k] = (<uint32_t*>d)[2]
-            self.length[k] = (<uint16_t*>d)[6]
-            self.ts[k] = now
-            nbytes += self.length[k]
-        self.open_bits[c * self.segment + first] = 1
-        self.ch[c].deliveries += 1
-        self.packets += upto - first
+            self.caplen[k] = n
+            self.wire_len[k] = n
+            self.ts[k] = ts
+            nbytes += n
         self.bytes += nbytes
-        self.deliveries += 1
         return upto - first
 
     cdef int capture(self, Delivery* out, int64_t now) noexcept nogil:
@@ -536,6 +393,7 @@ cdef class RxQueue(RxRing):
         cdef int32_t cc
         if self.ring == NULL:               # closed
             return 0
+        self.regs.sync(now)
         cc = self.seg_chunk[seg]
         if self.nwaiting:
             self._check_waiting()
@@ -544,8 +402,8 @@ cdef class RxQueue(RxRing):
         c = <uint32_t>cc
         if ld32(self.ring + (base + self.segment - 1) * r.DESC_SIZE + 8) & r.RXDADV_STAT_DD:
             k = self.seg_done
-            self._harvest(c, k, self.segment, now)
-            out.chunk, out.first, out.count = c, k, self.segment - k
+            self._harvest(c, k, self.segment)
+            self.deliver(out, c, k, self.segment - k)
             # detach the filled chunk; attach a free one (or leave the segment unarmed: the
             # NIC stops at it and drops, counted in QPRDC, until chunks come back)
             self.ch[c].state = CH_CAPTURED
@@ -561,10 +419,11 @@ cdef class RxQueue(RxRing):
             self.cur_seg = seg + 1 if seg + 1 < self.nseg else 0
             self.seg_done = 0
             self.pending_since = 0
+            return 1
         # the last descriptor is delivered by the branch above only: the NIC may complete it
         # between the two loads, and a flush from it would be empty and share its first
         # packet (hence its token) with the full-segment delivery that follows
-        elif self.flush_ns >= 0 and self.seg_done < self.segment - 1 and \
+        if self.flush_ns >= 0 and self.seg_done < self.segment - 1 and \
                 ld32(self.ring + (base + self.seg_done) * r.DESC_SIZE + 8) & r.RXDADV_STAT_DD:
             if self.pending_since == 0:
                 self.pending_since = now
@@ -577,40 +436,23 @@ cdef class RxQueue(RxRing):
             while k < self.segment - 1 and \
                     ld32(self.ring + (base + k) * r.DESC_SIZE + 8) & r.RXDADV_STAT_DD:
                 k += 1
-            self._harvest(c, self.seg_done, k, now)
-            out.chunk, out.first, out.count = c, self.seg_done, k - self.seg_done
+            self._harvest(c, self.seg_done, k)
+            self.deliver(out, c, self.seg_done, k - self.seg_done)
             self.seg_done = k
             self.pending_since = 0
             self.flushes += 1
-        else:
-            return 0
-        out.token = make_token(self.pool_id, out.chunk, out.first, self.ch[out.chunk].gen)
-        return 1
-
-    cdef int recycle_token(self, uint64_t token) noexcept nogil:
-        """0, or why the handle is refused: -1 another pool's, -2 not a chunk of this pool,
-        -3 stale (the chunk was recycled and reused since), -4 not an outstanding delivery."""
-        cdef uint32_t c = (token >> 28) & 0xFFFFF, first = (token >> 16) & 0xFFF
-        if (token >> 48) != self.pool_id:
-            self.refused += 1
-            return -1
-        if c >= self.chunks or first >= self.segment:
-            self.refused += 1
-            return -2
-        if self.ch[c].state == CH_FREE or (self.ch[c].gen & 0xFFFF) != (token & 0xFFFF):
-            self.refused += 1
-            return -3
-        if not self.open_bits[c * self.segment + first]:
-            self.refused += 1
-            return -4
-        self.open_bits[c * self.segment + first] = 0
-        self.ch[c].deliveries -= 1
-        self.recycled += 1
-        if self.ch[c].state == CH_CAPTURED and self.ch[c].deliveries == 0:
-            self._retire(c)
+            return 1
         return 0
 
-    cdef void _retire(self, uint32_t c) noexcept nogil:
+    cdef int capture_all(self, Delivery* out, int64_t now) noexcept nogil:
+        cdef int64_t flush_ns = self.flush_ns
+        cdef int got
+        self.flush_ns = 0
+        got = self.capture(out, now)
+        self.flush_ns = flush_ns
+        return got
+
+    cdef void retire(self, uint32_t c) noexcept nogil:
         # the application is done; the NIC may still be sending from it
         if ld32(&self.tx_refs[c]):
             self.waiting[self.nwaiting] = c
@@ -630,46 +472,33 @@ cdef class RxQueue(RxRing):
                 i += 1
 
     cdef void _free_chunk(self, uint32_t c) noexcept nogil:
-        self.ch[c].state = CH_FREE
-        self.ch[c].next_free = self.free_head
-        self.free_head = c
-        self.nfree += 1
+        self.push_free(c)
         self.ncaptured -= 1
-        if self.unarmed:
+        if self.unarmed and self.ring != NULL:      # a closed ring is never re-armed
             self._arm_pending()
 
     # ------------------------------------------------------------------ Python API
-    def discard(self, uint64_t max_deliveries=1 << 62):
-        """Capture and recycle at once, without the GIL, until nothing is ready: the driver's
-        capture path with a consumer that costs nothing. Returns the packets captured."""
-        cdef Delivery d
-        cdef uint64_t n = 0, k = 0
-        with nogil:
-            while k < max_deliveries and self.capture(&d, wall_ns()):
-                n += d.count
-                k += 1
-                self.recycle_token(d.token)
-        return n
-
     def forward_all(self, TxQueue tx, uint64_t max_deliveries=1 << 62):
         """Capture, send every packet out of ``tx`` zero copy, push once per chunk, recycle;
         without the GIL. Returns the packets forwarded (stops early if ``tx`` is full)."""
         cdef Delivery d
         cdef uint64_t n = 0, k = 0
         cdef uint32_t i
+        tx._open()
         if tx.nic.domain is not self.nic.domain:
             raise WirecapError("forward_all: the queues are not in one DMA domain")
         if self not in tx._sources:
             tx._sources.append(self)
         with nogil:
-            while k < max_deliveries and self.capture(&d, wall_ns()):
+            while k < max_deliveries and self.capture(&d, mono_ns()):
                 for i in range(d.count):
                     if tx.send_zero_copy(self, d.chunk, d.first + i,
-                                         self.length[d.chunk * self.segment + d.first + i]):
+                                         self.caplen[packet_index(d.chunk, self.segment,
+                                                                  d.first, i)]):
                         break
                     n += 1
                 tx.push()
-                self.recycle_token(d.token)
+                self.recycle_delivery(&d)
                 k += 1
         return n
 
@@ -680,26 +509,13 @@ cdef class RxQueue(RxRing):
         cdef uint32_t c
         names = {CH_FREE: "free", CH_ARMED: "armed", CH_CAPTURED: "captured"}
         chunks = [(names[self.ch[c].state], self.ch[c].gen,
-                   [i for i in range(self.segment) if self.open_bits[c * self.segment + i]])
+                   [i for i in range(self.segment)
+                    if self.open_bits[packet_index(c, self.segment, i, 0)]])
                   for c in range(self.chunks)]
         return {"cur_seg": self.cur_seg, "seg_done": self.seg_done, "arm_seg": self.arm_seg,
-                "unarmed": self.unarmed, "seg_chunk": list(self._arrays["seg_chunk"]),
+                "unarmed": self.unarmed, "seg_chunk": list(self._own["seg_chunk"]),
                 "rdh": self.nic.r32(ixgbe.RDH(self.index)),
                 "rdt": self.nic.r32(ixgbe.RDT(self.index)), "chunks": chunks}
-
-    def reclaim(self):
-        """Recycle every outstanding delivery, whoever holds it (the engine's stop): their
-        handles become invalid. Returns how many were reclaimed."""
-        cdef uint32_t c, i, n = 0
-        with nogil:
-            for c in range(self.chunks):
-                if self.ch[c].deliveries == 0:
-                    continue
-                for i in range(self.segment):
-                    if self.open_bits[c * self.segment + i]:
-                        self.recycle_token(make_token(self.pool_id, c, i, self.ch[c].gen))
-                        n += 1
-        return n
 
     def accounting(self):
         """(free, armed, captured) chunks; they always add up to R. Chunks whose last
@@ -708,101 +524,22 @@ cdef class RxQueue(RxRing):
             self._check_waiting()
         return self.nfree, self.narmed, self.ncaptured
 
-    def stats(self):
-        # read-only: other threads (the engine's stats, a sampler) call this while the
-        # capture thread owns the pool, so no _check_waiting() here; counts may lag by a poll
-        return {"packets": self.packets, "bytes": self.bytes, "deliveries": self.deliveries,
-                "flushes": self.flushes, "recycled": self.recycled, "refused": self.refused,
-                "pool_empty": self.pool_empty_events, "free": self.nfree,
-                "armed": self.narmed, "captured": self.ncaptured,
-                "waiting_tx": self.nwaiting}
-
     @property
     def memory(self):
         """Bytes of DMA memory (ring + pool) and of per-buffer metadata."""
-        meta = sum(a.nbytes for k, a in self._arrays.items()
-                   if k in ("ts", "rss", "status", "info", "length", "offset", "open"))
+        meta, per_buffer = self.metadata_bytes
         return {"ring": self.ndesc * r.DESC_SIZE, "pool": self.pool_array.nbytes,
-                "metadata": meta, "metadata_per_buffer": meta / (self.chunks * self.segment),
+                "metadata": meta, "metadata_per_buffer": per_buffer,
                 "pool_backing": self.pool_mem.backing}
 
     def close(self):
         if self.ring_mem is not None:
             self.nic.w32(ixgbe.RXDCTL(self.index),
                          self.nic.r32(ixgbe.RXDCTL(self.index)) & ~<uint32_t>r.RXDCTL_ENABLE)
+            self.ring = self.pool = NULL
             self.nic.domain.free(self.ring_mem)
             self.nic.domain.free(self.pool_mem)
             self.ring_mem = self.pool_mem = None
-            self.ring = self.pool = NULL
-
-
-cdef class Chunk:
-    """Packets captured into one chunk, handed over by reference (zero copy). Metadata are
-    numpy views; packet bytes are memoryviews into the chunk's buffers. Valid until release()."""
-
-    @staticmethod
-    cdef Chunk _make(RxRing q, Delivery d):
-        cdef Chunk c = Chunk.__new__(Chunk)
-        c.queue, c.token, c.index, c.first, c.count = q, d.token, d.chunk, d.first, d.count
-        return c
-
-    def _live(self):
-        if self.released:
-            raise WirecapError("this chunk was released: its buffers may already hold other "
-                               "packets (copy what you keep before release())")
-
-    def _view(self, key):
-        self._live()
-        k = self.index * self.queue.segment + self.first
-        return self.queue._arrays[key][k:k + self.count]
-
-    @property
-    def lengths(self):
-        return self._view("length")
-
-    @property
-    def timestamps(self):
-        """Capture time in ns since the epoch (on the 82599, when the driver took the segment:
-        it has no per-packet clock; on AF_PACKET, the kernel's receive time)."""
-        return self._view("ts")
-
-    @property
-    def rss_hashes(self):
-        return self._view("rss")
-
-    @property
-    def status(self):
-        """Write-back status and error bits (ixgbe.RXDADV_STAT_*, RXDADV_ERR_*)."""
-        return self._view("status")
-
-    @property
-    def packet_info(self):
-        """RSS type (bits 3:0) and packet type (RXDADV_PKTTYPE_*) per packet."""
-        return self._view("info")
-
-    def packet(self, uint32_t i):
-        """Packet i's bytes, a writable memoryview into its buffer (zero copy)."""
-        self._live()
-        if i >= self.count:
-            raise IndexError(f"packet {i} of a chunk with {self.count}")
-        cdef size_t k = <size_t>self.index * self.queue.segment + self.first + i
-        cdef size_t off = self.queue.offset[k]
-        return memoryview(self.queue.pool_array[off:off + self.queue.length[k]])
-
-    def __len__(self):
-        return self.count
-
-    def __iter__(self):
-        for i in range(self.count):
-            yield self.packet(i)
-
-    def release(self):
-        """Give the chunk back to its queue's pool."""
-        self.queue.recycle(self)
-
-    def __repr__(self):
-        return (f"<Chunk {self.queue.device.name}/{self.queue.index} #{self.index} "
-                f"[{self.first}:{self.first + self.count}]{' released' if self.released else ''}>")
 
 
 # ----------------------------------------------------------------------------- transmit
@@ -861,7 +598,10 @@ cdef class TxQueue:
 
     cdef int send_zero_copy(self, RxQueue src, uint32_t chunk, uint32_t pkt,
                             uint32_t length) noexcept nogil:
-        """Queue packet ``pkt`` of ``src``'s chunk for sending from where it lies. -1: full."""
+        """Queue packet ``pkt`` of ``src``'s chunk for sending from where it lies. -1: full
+        (or closed)."""
+        if self.ring == NULL:
+            return -1
         if self._full() and (self.reap() == 0 or self._full()):
             return -1
         self.src_refs[self.tail] = src.tx_refs
@@ -875,6 +615,9 @@ cdef class TxQueue:
         """Retire sent descriptors (DD written back); release their chunks' references."""
         cdef uint32_t n = 0
         cdef uint8_t* d
+        if self.ring == NULL:
+            return 0
+        self.regs.sync(mono_ns())
         while self.clean != self.pushed:
             d = self.ring + self.clean * r.DESC_SIZE
             if not ld32(d + 12) & r.TXD_STAT_DD:
@@ -889,17 +632,18 @@ cdef class TxQueue:
 
     cdef void push(self) noexcept nogil:
         """Hand the queued descriptors to the NIC: one TDT write per batch."""
-        if self.pushed != self.tail:
+        if self.pushed != self.tail and self.ring != NULL:
             self.pushed = self.tail
-            self.regs.write(self.tdt_off, self.tail)
+            self.regs.write32(self.tdt_off, self.tail)
 
     # ------------------------------------------------------------------ Python API
     def forward(self, Chunk chunk, uint32_t i, length=None, bint push=True):
         """Send packet i of a captured chunk (modified in place or not), zero copy. The chunk
         returns to its pool only after both release() and the NIC's completion."""
+        self._open()
         chunk._live()
         src = chunk.queue
-        if (<RxQueue>src).nic.domain is not self.nic.domain:
+        if not isinstance(src, RxQueue) or (<RxQueue>src).nic.domain is not self.nic.domain:
             raise WirecapError(f"forward: {(<RxQueue>src).nic.name} and {self.nic.name} are "
                                f"not in one DMA domain; open both with the same Domain")
         if i >= chunk.count:
@@ -918,6 +662,7 @@ cdef class TxQueue:
     def send(self, frame, bint push=True):
         """Send a copy of ``frame`` (bytes-like, without FCS: the NIC appends it)."""
         cdef const uint8_t[::1] v = memoryview(frame).cast("B")
+        self._open()
         if not 0 < v.shape[0] <= self.bufsize:
             raise WirecapError(f"send: a frame of {v.shape[0]} bytes; 1..{self.bufsize} fit")
         if self._full() and (self.reap() == 0 or self._full()):
@@ -926,6 +671,11 @@ cdef class TxQueue:
         self._put(self.copy_iova + <uint64_t>self.tail * self.bufsize, v.shape[0])
         if push:
             self.push()
+
+    def _open(self):
+        if self.ring == NULL:
+            raise WirecapError(f"{self.nic.name} transmit queue {self.index} is closed: set "
+                               f"up a new one with tx_queue()")
 
     def flush(self):
         self.push()
@@ -943,9 +693,22 @@ cdef class TxQueue:
                 "zero_copy": self.zero_copy, "in_flight": self.in_flight}
 
     def close(self):
-        if self.ring_mem is not None:
-            self.nic.w32(ixgbe.TXDCTL(self.index),
-                         self.nic.r32(ixgbe.TXDCTL(self.index)) & ~<uint32_t>r.TXDCTL_ENABLE)
-            self.nic.domain.free(self.ring_mem)
-            self.nic.domain.free(self.copy_mem)
-            self.ring_mem = self.copy_mem = None
+        """Disable the queue and free its memory. Sends not completed by then never will be:
+        their chunks' references are dropped, so those chunks can return to their pools."""
+        cdef uint32_t i
+        if self.ring_mem is None:
+            return
+        self.reap()
+        self.nic.w32(ixgbe.TXDCTL(self.index),
+                     self.nic.r32(ixgbe.TXDCTL(self.index)) & ~<uint32_t>r.TXDCTL_ENABLE)
+        i = self.clean
+        while i != self.tail:
+            if self.src_refs[i] != NULL:
+                add32(&self.src_refs[i][self.src_chunk[i]], -1)
+                self.src_refs[i] = NULL
+            i = i + 1 if i + 1 < self.ndesc else 0
+        self.clean = self.pushed = self.tail
+        self.ring = self.copy = NULL
+        self.nic.domain.free(self.ring_mem)
+        self.nic.domain.free(self.copy_mem)
+        self.ring_mem = self.copy_mem = None

@@ -15,6 +15,7 @@ import sys
 import time
 
 from . import _engine, _pcap, stats
+from .devices import parse as parse_device
 from .dump import PcapWriter, open_writer
 from .errors import WirecapError
 
@@ -140,7 +141,7 @@ def capture(args):
         filt = Filter(" ".join(args.expression), snaplen=args.snaplen)
     source = None
     if args.traffic:
-        if not all(d.startswith("sim:") for d in devices):
+        if any(parse_device(d)[0] != "sim" for d in devices):
             raise WirecapError("--traffic plays frames on the model's wire: it needs sim:N "
                                "devices (real NICs get their traffic from the network)")
         source = _wire_source(args.traffic)
@@ -156,7 +157,7 @@ def capture(args):
                      segment=args.segment, chunks=args.chunks, threads=not args.inline)
         try:
             for nic in eng.nics:            # AF_PACKET: the kernel filters before the ring
-                if filt is not None and hasattr(nic, "set_filter"):
+                if filt is not None:
                     nic.set_filter(" ".join(args.expression))
             return _capture(args, eng, filt, source, writer)
         finally:
@@ -176,7 +177,7 @@ def _capture(args, eng, filt, source, writer):
     eng.start()
     t0 = time.monotonic()
     deadline = None if args.duration is None else t0 + args.duration
-    wires = [nic.model.wire for nic in eng.nics] if source is not None else []
+    wires = [nic.port.wire for nic in eng.nics] if source is not None else []
     for w in wires:
         w.play(source)
     quiet_until = None

@@ -30,7 +30,7 @@ def demo(args):
     profile = TrafficProfile.parse(args.traffic)
     with Engine("sim:0", queues=args.queues, mode=args.mode, segment=args.segment,
                 chunks=args.chunks) as eng:
-        wire = eng.nics[0].model.wire
+        wire = eng.nics[0].port.wire
         print(f"sim:0  82599 model, {args.queues} RSS queue(s), {args.mode} mode, "
               f"pools of R={args.chunks} chunks x M={args.segment} buffers per queue")
         print(f"wire:  {profile.count:,} frames of {profile.mean_size:g} B in {profile.flows} "
@@ -59,7 +59,7 @@ def demo(args):
         tot = snap.totals
         hw = snap.devices[0]["counters"]
         missed = sum(hw.get(f"MPC{i}", 0) for i in range(8))    # packet buffer overflow
-        pending = eng.nics[0].model.pending()
+        pending = eng.nics[0].port.pending()
         ok = read + tot["nic_dropped"] + missed + pending == st["sent"]
         print(f"\nsent {st['sent']:,} = read by this demo {read:,} + dropped and counted by "
               f"the NIC {tot['nic_dropped'] + missed:,} + waiting on chip {pending:,}: "

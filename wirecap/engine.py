@@ -15,12 +15,10 @@ import threading
 import time
 
 from . import _engine
-from ._pmd import Nic
+from .devices import device_class, open_device
 from .errors import WirecapError
 
 MODES = ("basic", "advanced")
-NIC_CHUNKS = 100                # R when not given: a pool absorbs 100 x M packets per queue
-AFPACKET = "afpacket:"          # the device prefix that opens wirecap.afpacket, not a Nic
 
 
 class Engine:
@@ -34,7 +32,8 @@ class Engine:
                whose capture queue is longer than threshold x R offloads to the least-loaded
                buddy (all queues of the engine are buddies)
     segment, chunks, ndesc, bufsize, flush_us   the receive queue geometry (see RxQueue);
-               chunks (R) defaults to 100 on 82599 devices, as in the paper's runs
+               chunks (R) defaults to the device's default_chunks (100 on 82599 devices, as
+               in the paper's runs); each device takes the keywords in its rx_options
     block_size, fanout   afpacket only: ring block bytes (R = chunks blocks, default 32 of
                1 MiB) and the fanout mode ("hash", "lb", "cpu", "rollover", "rnd", "qm")
     threads    a capture thread per queue (True) or capture in the reading thread (False)
@@ -64,18 +63,20 @@ class Engine:
         self.discarded = 0              # packets stop() took back before anyone read them
         self.domain = None
         try:
+            options = dict(domain=self.domain, promiscuous=promiscuous, fanout=fanout,
+                           **({} if rss_key is None else {"rss_key": rss_key}))
             for name in names:
-                if name.startswith(AFPACKET):
-                    from .afpacket import AfPacket
-                    nic = AfPacket(name, promiscuous=promiscuous, fanout=fanout)
-                    geometry = dict(chunks=chunks, block_size=block_size, flush_us=flush_us)
-                else:
-                    nic = Nic(name, domain=self.domain, promiscuous=promiscuous,
-                              **({} if rss_key is None else {"rss_key": rss_key}))
+                cls = device_class(name)
+                options["domain"] = self.domain
+                nic = open_device(name, **{k: v for k, v in options.items()
+                                                   if k in cls.open_options})
+                if self.domain is None:         # the first device's DMA domain, shared
                     self.domain = nic.domain
-                    geometry = dict(ndesc=ndesc, segment=segment,
-                                    chunks=NIC_CHUNKS if chunks is None else chunks,
-                                    bufsize=bufsize, flush_us=flush_us)
+                geometry = {k: v for k, v in dict(
+                    ndesc=ndesc, segment=segment, bufsize=bufsize, flush_us=flush_us,
+                    block_size=block_size,
+                    chunks=nic.default_chunks if chunks is None else chunks).items()
+                    if k in nic.rx_options}
                 self.nics.append(nic)
                 nic.set_rss(queues)
                 for q in range(queues):
@@ -97,6 +98,8 @@ class Engine:
     def start(self):
         if self._running:
             raise WirecapError("the engine is already running")
+        if not self.nics:
+            raise WirecapError("the engine is closed: make a new Engine")
         for nic in self.nics:
             nic.start()
         for w in self.workers:
@@ -134,8 +137,8 @@ class Engine:
         self._counter_stop.set()
         self._counter_thread.join()
         for w in self.workers:
-            while (e := w.take()) is not None:  # queued, never seen by the application
-                self.discarded += e[4]
+            while (c := w.take()) is not None:  # queued, never seen by the application
+                self.discarded += len(c)
         for w in self.workers:
             w.drain()
             w.rxq.reclaim()
@@ -167,14 +170,12 @@ class Engine:
         w = self._worker(queue)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            e = w.take()
-            if e is None and not self.threads:
+            c = w.take()
+            if c is None and not self.threads:
                 for other in self.workers:      # inline: this thread is every capture thread
                     other.poll_inline()
-                e = w.take()
-            if e is not None:
-                owner, token, chunk, first, count = e
-                c = _engine.QueuedChunk.wrap(self.workers[owner], token, chunk, first, count)
+                c = w.take()
+            if c is not None:
                 return c
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -192,10 +193,7 @@ class Engine:
         sends captured packet i, possibly modified in place, zero copy (the chunk goes back to
         its pool once released and sent); ``send(frame)`` sends a copy. Every device of an
         engine shares one DMA domain, so any port can send any queue's packets."""
-        nic = self._nic(device)
-        if not hasattr(nic, "tx_queue"):
-            raise WirecapError(f"{nic.name} has no transmit queues in wirecap")
-        return nic.tx_queue(queue, ndesc=ndesc)
+        return self._nic(device).tx_queue(queue, ndesc=ndesc)
 
     def _nic(self, device):
         for i, nic in enumerate(self.nics):

@@ -58,14 +58,14 @@ class Handle:
     def setfilter(self, expression):
         """Compile ``expression`` with libpcap; on error raise and keep the old filter (and
         every packet waiting): nothing is lost by a bad filter."""
-        from ._bpf import Filter, kernel_program
+        from ._bpf import Filter
         new = Filter(expression, linktype=DLT_EN10MB, snaplen=self._snaplen) \
             if expression else None
         rxq = self._worker.rxq
-        if hasattr(rxq, "set_filter"):
-            # AF_PACKET: the kernel drops what fails before it takes ring space; the filter
-            # still runs here for what the ring already holds and for buddies' chunks
-            rxq.set_filter(kernel_program(expression) if expression else None)
+        # a device that filters (AF_PACKET: the kernel) drops what fails before it takes ring
+        # space; the filter still runs here for what the ring already holds and for buddies'
+        # chunks
+        rxq.device.set_filter(expression or None, queue=rxq.index)
         self._filter = new
         if self._chunk is not None:
             self._mask = self._compute_mask(self._chunk)

@@ -3,8 +3,8 @@
 Each receive queue is an AF_PACKET socket with its own TPACKET_V3 ring, used as the queue's
 ring buffer pool: one ring block is one chunk, R blocks, the block retire timeout is the flush
 timeout and giving a block back to the kernel is recycle. Several queues share the
-interface's traffic through a fanout group (hash by default). The device offers what the
-engine asks of a Nic: rx_queue(), set_rss(), start(), counters(), queue_counters(), close().
+interface's traffic through a fanout group (hash by default). ``AfPacket`` follows the
+``wirecap.devices.Device`` protocol; the queues derive from the shared ring (wirecap._ring).
 
     with Engine("afpacket:eth0", queues=4, mode="advanced") as eng: ...
     p = wirecap.pcap.open_live("afpacket:eth0"); p.setfilter("udp")   # also in the kernel
@@ -21,7 +21,6 @@ from ..errors import WirecapError
 from . import _ring
 from ._ring import AfRxQueue, AfTxQueue
 
-PREFIX = "afpacket:"
 BLOCK_SIZE = 1 << 20            # 1 MiB blocks ...
 BLOCKS = 32                     # ... 32 of them: a 32 MiB ring per queue (libpcap's: 2 MiB)
 FANOUT_MODES = tuple(_ring.FANOUT)
@@ -48,13 +47,16 @@ class AfPacket:
                  (once sent, once received), as libpcap skips them there
     """
 
-    def __init__(self, name, promiscuous=True, fanout="hash", outgoing=None):
-        if not name.startswith(PREFIX) or not name[len(PREFIX):]:
-            raise WirecapError(f"device {name!r}: name an interface as afpacket:IFACE, "
-                               f"e.g. afpacket:eth0 (`ip link` lists them)")
+    open_options = ("promiscuous", "fanout", "outgoing")
+    rx_options = ("chunks", "block_size", "flush_us")
+    default_chunks = BLOCKS
+    kind = "afpacket"
+
+    def __init__(self, iface, promiscuous=True, fanout="hash", outgoing=None):
         if fanout not in _ring.FANOUT:
             raise WirecapError(f"fanout {fanout!r}: choose one of {', '.join(FANOUT_MODES)}")
-        self.name, self.iface = name, name[len(PREFIX):]
+        self.name, self.iface = f"afpacket:{iface}", iface
+        self.closed = False
         self.domain = None              # no DMA domain: the kernel owns the rings
         self.promiscuous, self.fanout, self.outgoing = promiscuous, fanout, outgoing
         self._nqueues = 1
@@ -65,7 +67,7 @@ class AfPacket:
         try:
             self.ifindex = socket.if_nametoindex(self.iface)
         except OSError:
-            raise WirecapError(f"{name}: no interface {self.iface!r} in this network "
+            raise WirecapError(f"{self.name}: no interface {self.iface!r} in this network "
                                f"namespace (`ip link` lists them)") from None
         self._check_up()
         if outgoing is None:
@@ -110,11 +112,16 @@ class AfPacket:
             raise WirecapError("set_rss() before the first rx_queue()")
         self._nqueues = queues
 
+    def _open(self):
+        if self.closed:
+            raise WirecapError(f"{self.name} is closed: open the device again")
+
     def rx_queue(self, index=0, chunks=None, block_size=None, flush_us=1000):
         """Receive queue ``index``: a ring of ``chunks`` blocks (default 32) of ``block_size``
         bytes (default 1 MiB, a multiple of the page size); a block that has packets is
         handed over after ``flush_us`` (rounded up to ms; None: the kernel's default).
         Queues beyond set_rss()'s count stay out of the fanout group: each sees every packet."""
+        self._open()
         R = BLOCKS if chunks is None else chunks
         B = BLOCK_SIZE if block_size is None else block_size
         self._check_geometry(R, B, flush_us)
@@ -180,6 +187,10 @@ class AfPacket:
     def tx_queue(self, index=0, ndesc=None):
         """A transmit queue: send() and forward() through a socket bound to the interface.
         ``ndesc`` is accepted as Nic.tx_queue takes it; the socket has no ring to size."""
+        self._open()
+        if any(q.index == index for q in self._tx):
+            raise WirecapError(f"{self.name} transmit queue {index} is already set up: use "
+                               f"that one")
         fd = self._socket()
         try:
             _ring.bind_socket(fd, self.ifindex, False)
@@ -187,22 +198,30 @@ class AfPacket:
             os.close(fd)
             raise WirecapError(f"{self.name}: {e.strerror}") from None
         q = AfTxQueue(self, index, fd)
-        self._tx.append((q, fd))
+        self._tx.append(q)
         return q
 
     def set_filter(self, expression, queue=None):
         """Compile ``expression`` with libpcap and let the kernel run it on every queue (or on
-        ``queue``) before packets enter the rings; None or "" accepts everything."""
+        ``queue``) before packets enter the rings; None or "" accepts everything. True: the
+        kernel filters (the Device protocol)."""
         program = kernel_program(expression) if expression else None
         for q in self._queues:
             if queue is None or q.index == queue:
                 q.set_filter(program)
+        return True
 
     def start(self, link_timeout=None):
         """Let packets in (every queue has joined the fanout group by now)."""
+        self._open()
         self._check_up()
         for q in self._queues:
             q.start()
+
+    def stop(self):
+        """Accept nothing more (a drop-all filter); what the rings hold stays."""
+        for q in self._queues:
+            q.stop()
 
     # ------------------------------------------------------------------ counters
     def counters(self, reset=False):
@@ -231,9 +250,10 @@ class AfPacket:
     def close(self):
         for q in self._queues:
             q.close()
-        for _, fd in self._tx:
-            os.close(fd)
+        for q in self._tx:
+            q.close()
         self._queues, self._tx = [], []
+        self.closed = True
 
     def __enter__(self):
         return self

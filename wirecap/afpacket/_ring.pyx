@@ -3,8 +3,8 @@
 One ring per receive queue; one ring block is one chunk. The kernel fills a block, retires it
 when it is full or after the retire timeout (the flush timeout) and hands it to user space by
 setting TP_STATUS_USER in the block header: ``capture`` walks that block's packets into the
-per-packet metadata and delivers the whole block by reference. ``recycle_token`` checks the
-handle and gives the block back by writing TP_STATUS_KERNEL.
+per-packet metadata and delivers the whole block by reference. The shared ring checks the
+handle on recycle; ``retire`` gives the block back by writing TP_STATUS_KERNEL.
 
 Blocks may come back in any order. The kernel fills blocks strictly in ring order and only
 ever looks at the one block it wants next: if the application still holds it, the kernel
@@ -21,11 +21,12 @@ import numpy as np
 cimport numpy as cnp
 from libc.errno cimport errno, ENOENT
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
-from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 from posix.unistd cimport close
 
-from wirecap._pmd cimport RxRing, Chunk, Delivery, new_pool_id
+from wirecap._ring cimport RxRing, Chunk, Delivery, CH_ARMED, CH_CAPTURED, packet_bytes
+from wirecap.includes.atomics cimport ld32, st32
+from wirecap.includes.packet cimport packet_index
 from wirecap.errors import WirecapError
 
 cnp.import_array()
@@ -115,18 +116,6 @@ cdef extern from "<linux/if_packet.h>":
     int TP_STATUS_KERNEL, TP_STATUS_USER, TP_STATUS_BLK_TMO, TP_FT_REQ_FILL_RXHASH
     int TPACKET3_HDRLEN, TPACKET_ALIGNMENT
     size_t TPACKET_ALIGN(size_t)
-
-cdef extern from *:
-    """
-    static inline unsigned int wc_af_ld32(const volatile void* p) {
-        return __atomic_load_n((const volatile unsigned int*)p, __ATOMIC_ACQUIRE);
-    }
-    static inline void wc_af_st32(volatile void* p, unsigned int v) {
-        __atomic_store_n((volatile unsigned int*)p, v, __ATOMIC_RELEASE);
-    }
-    """
-    uint32_t ld32 "wc_af_ld32"(const void* p) nogil
-    void st32 "wc_af_st32"(void* p, uint32_t v) nogil
 
 FANOUT = {"hash": PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG, "lb": PACKET_FANOUT_LB,
           "cpu": PACKET_FANOUT_CPU, "rollover": PACKET_FANOUT_ROLLOVER,
@@ -244,14 +233,9 @@ cdef class AfRxQueue(RxRing):
     cdef uint8_t* ring
     cdef object _map
     cdef uint32_t cur
-    cdef uint32_t* gen
-    cdef uint8_t* held
-    cdef readonly uint32_t nheld
     cdef bint sock_was_ready
     cdef readonly bint started
     cdef object _program
-    cdef readonly uint64_t packets, bytes, deliveries, flushes, recycled, refused
-    cdef readonly uint64_t pool_empty_events
 
     def __init__(self, device, int index, int fd, uint32_t block_size, uint32_t chunks,
                  uint32_t tov_ms):
@@ -276,28 +260,14 @@ cdef class AfRxQueue(RxRing):
         self.fd = fd
         self.pool_array = np.frombuffer(self._map, dtype=np.uint8)
         self.pool = self.ring = <uint8_t*>cnp.PyArray_DATA(self.pool_array)
-        self.segment = (block_size - BLOCK_HEADER) // MIN_SLOT
         self.max_deliveries = chunks            # a block is delivered whole, once
-        self.pool_id = new_pool_id()
-        n = <size_t>chunks * self.segment
-        arrays = dict(ts=np.zeros(n, np.uint64), rss=np.zeros(n, np.uint32),
-                      offset=np.zeros(n, np.uint64), status=np.zeros(n, np.uint32),
-                      info=np.zeros(n, np.uint32), length=np.zeros(n, np.uint16))
-        self._arrays = arrays
-        self.ts = <uint64_t*>cnp.PyArray_DATA(arrays["ts"])
-        self.rss = <uint32_t*>cnp.PyArray_DATA(arrays["rss"])
-        self.offset = <uint64_t*>cnp.PyArray_DATA(arrays["offset"])
-        self.status = <uint32_t*>cnp.PyArray_DATA(arrays["status"])
-        self.info = <uint32_t*>cnp.PyArray_DATA(arrays["info"])
-        self.length = <uint16_t*>cnp.PyArray_DATA(arrays["length"])
-        self.gen = <uint32_t*>calloc(chunks, sizeof(uint32_t))
-        self.held = <uint8_t*>calloc(chunks, sizeof(uint8_t))
-        if self.gen == NULL or self.held == NULL:
-            raise MemoryError("block table")
+        self._columns(chunks, (block_size - BLOCK_HEADER) // MIN_SLOT, block_size, None)
+        cdef uint32_t b
+        for b in range(chunks):                 # every block starts with the kernel
+            self.ch[b].state = CH_ARMED
+        self.nfree, self.narmed = 0, chunks
 
     def __dealloc__(self):
-        free(self.gen)
-        free(self.held)
         if self.fd >= 0:
             close(self.fd)
 
@@ -310,7 +280,7 @@ cdef class AfRxQueue(RxRing):
         cdef tpacket3_hdr* h
         cdef uint32_t st
         cdef uint64_t nbytes = 0
-        if self.ring == NULL or self.held[b]:   # closed, or the application still has it
+        if self.ring == NULL or self.ch[b].state == CH_CAPTURED:   # closed, or still held
             return 0
         base = <size_t>b * self.block_size
         bd = <tpacket_block_desc*>(self.ring + base)
@@ -321,53 +291,37 @@ cdef class AfRxQueue(RxRing):
         if n > self.segment:                # cannot happen: segment counts the smallest slots
             n = self.segment
         off = bd.hdr.bh1.offset_to_first_pkt
-        k = <size_t>b * self.segment
         for i in range(n):
             h = <tpacket3_hdr*>(self.ring + base + off)
-            self.offset[k + i] = base + off + h.tp_mac
-            self.length[k + i] = h.tp_snaplen if h.tp_snaplen < 0xFFFF else 0xFFFF
-            self.info[k + i] = h.tp_len     # length on the wire
-            self.status[k + i] = h.tp_status
-            self.rss[k + i] = h.hv1.tp_rxhash
-            self.ts[k + i] = <uint64_t>h.tp_sec * 1000000000 + h.tp_nsec
+            k = packet_index(b, self.segment, 0, i)
+            self.offset[k] = off + h.tp_mac
+            self.caplen[k] = h.tp_snaplen if h.tp_snaplen < 0xFFFF else 0xFFFF
+            self.wire_len[k] = h.tp_len
+            self.status[k] = h.tp_status
+            self.info[k] = 0
+            self.rss[k] = h.hv1.tp_rxhash
+            self.ts[k] = <uint64_t>h.tp_sec * 1000000000 + h.tp_nsec
             nbytes += h.tp_snaplen
             off += h.tp_next_offset
         self.cur = b + 1 if b + 1 < self.chunks else 0
-        self.gen[b] += 1
-        self.held[b] = 1
-        self.nheld += 1
-        if self.nheld == self.chunks:       # the kernel has no block left: it drops
+        self.ch[b].gen += 1
+        self.ch[b].state = CH_CAPTURED
+        self.narmed -= 1
+        self.ncaptured += 1
+        if self.ncaptured == self.chunks:   # the kernel has no block left: it drops
             self.pool_empty_events += 1
         if st & TP_STATUS_BLK_TMO:
             self.flushes += 1
-        self.packets += n
         self.bytes += nbytes
-        self.deliveries += 1
-        out.token = (<uint64_t>self.pool_id << 48) | (<uint64_t>b << 16) | (self.gen[b] & 0xFFFF)
-        out.chunk, out.first, out.count = b, 0, n
+        self.deliver(out, b, 0, n)
         return 1
 
-    cdef int recycle_token(self, uint64_t token) noexcept nogil:
-        """0, or why the handle is refused (the codes of RxRing.recycle)."""
-        cdef uint64_t b = (token >> 16) & 0xFFFFFFFFU
-        if (token >> 48) != self.pool_id:
-            self.refused += 1
-            return -1
-        if b >= self.chunks or self.ring == NULL:
-            self.refused += 1
-            return -2
-        if (self.gen[b] & 0xFFFF) != (token & 0xFFFF):
-            self.refused += 1
-            return -3
-        if not self.held[b]:
-            self.refused += 1
-            return -4
-        self.held[b] = 0
-        self.nheld -= 1
-        self.recycled += 1
-        st32(&(<tpacket_block_desc*>(self.ring + b * self.block_size)).hdr.bh1.block_status,
+    cdef void retire(self, uint32_t b) noexcept nogil:
+        self.ch[b].state = CH_ARMED
+        self.ncaptured -= 1
+        self.narmed += 1
+        st32(&(<tpacket_block_desc*>(self.ring + <size_t>b * self.block_size)).hdr.bh1.block_status,
              TP_STATUS_KERNEL)
-        return 0
 
     cdef void idle(self, int wake_fd) noexcept nogil:
         # sleep in poll() until the kernel retires a block or a recycle arrives. While the
@@ -388,6 +342,12 @@ cdef class AfRxQueue(RxRing):
         self.started = True
         attach_filter(self.fd, self._program)
 
+    def stop(self):
+        """Accept nothing more; the ring keeps what it holds."""
+        if self.fd >= 0:
+            self.started = False
+            attach_filter(self.fd, DROP_ALL)
+
     def set_filter(self, program):
         """A classic BPF program (``struct sock_filter[]`` bytes, e.g. from
         wirecap._bpf.kernel_program) run by the kernel before a packet enters the ring;
@@ -401,35 +361,11 @@ cdef class AfRxQueue(RxRing):
         absorbs while the application does not read."""
         return self.chunks * ((self.block_size - BLOCK_HEADER) // slot(frame_len))
 
-    def reclaim(self):
-        """Give every held block back to the kernel (the engine's stop)."""
-        cdef uint32_t b, n = 0
-        if self.ring == NULL:
-            return 0
-        for b in range(self.chunks):
-            if self.held[b]:
-                self.recycle_token((<uint64_t>self.pool_id << 48) | (<uint64_t>b << 16) |
-                                   (self.gen[b] & 0xFFFF))
-                n += 1
-        return n
-
-    def accounting(self):
-        """(free, armed, captured) blocks as the 82599 queue counts chunks: a block is with
-        the kernel (armed) or with the application (captured); none waits on a free list."""
-        return 0, self.chunks - self.nheld, self.nheld
-
-    def stats(self):
-        return {"packets": self.packets, "bytes": self.bytes, "deliveries": self.deliveries,
-                "flushes": self.flushes, "recycled": self.recycled, "refused": self.refused,
-                "pool_empty": self.pool_empty_events, "free": 0,
-                "armed": self.chunks - self.nheld, "captured": self.nheld, "waiting_tx": 0}
-
     @property
     def memory(self):
-        meta = sum(a.nbytes for a in self._arrays.values())
+        meta, per_buffer = self.metadata_bytes
         return {"ring": 0, "pool": <size_t>self.block_size * self.chunks, "metadata": meta,
-                "metadata_per_buffer": meta / (self.chunks * self.segment),
-                "pool_backing": "kernel"}
+                "metadata_per_buffer": per_buffer, "pool_backing": "kernel"}
 
     def close(self):
         if self.ring == NULL:
@@ -454,6 +390,15 @@ cdef class AfTxQueue:
     def __init__(self, device, int index, int fd):
         self.device, self.index, self.fd = device, index, fd
 
+    def close(self):
+        if self.fd >= 0:
+            close(self.fd)
+            self.fd = -1
+
+    def _open(self):
+        if self.fd < 0:
+            raise WirecapError(f"{self.device.name} transmit queue {self.index} is closed")
+
     cdef int _send(self, const uint8_t* p, size_t n) noexcept nogil:
         if send(self.fd, p, n, 0) < 0:
             self.failed += 1
@@ -466,6 +411,7 @@ cdef class AfTxQueue:
         """Send a copy of ``frame`` (an Ethernet frame without FCS)."""
         cdef const uint8_t[::1] v = memoryview(frame).cast("B")
         cdef int err
+        self._open()
         if v.shape[0] == 0:
             raise WirecapError("send: an empty frame")
         with nogil:
@@ -481,15 +427,16 @@ cdef class AfTxQueue:
         cdef size_t k
         cdef int err
         cdef uint32_t n
+        self._open()
         chunk._live()
         if i >= chunk.count:
             raise IndexError(f"packet {i} of a chunk with {chunk.count}")
-        k = <size_t>chunk.index * q.segment + chunk.first + i
-        n = q.length[k] if length is None else length
-        if not 0 < n <= q.length[k]:
-            raise WirecapError(f"forward: length {n} must be 1..{q.length[k]}")
+        k = packet_index(chunk.index, q.segment, chunk.first, i)
+        n = q.caplen[k] if length is None else length
+        if not 0 < n <= q.caplen[k]:
+            raise WirecapError(f"forward: length {n} must be 1..{q.caplen[k]}")
         with nogil:
-            err = self._send(q.pool + q.offset[k], n)
+            err = self._send(packet_bytes(q, chunk.index, k), n)
         if err:
             raise WirecapError(f"{self.device.name}: send failed: {os.strerror(err)}")
 

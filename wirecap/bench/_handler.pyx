@@ -6,18 +6,14 @@ unit's result: x units are x dependent passes, which a compiler cannot merge or 
 2.4 GHz is 86 ns per unit).
 """
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
-from posix.time cimport clock_gettime, nanosleep, timespec, CLOCK_MONOTONIC
+from posix.time cimport nanosleep, timespec
 
-from wirecap._pmd cimport Chunk, RxRing
+from wirecap._ring cimport Chunk, RxRing, packet_bytes
+from wirecap.includes.clocks cimport mono_ns as now_ns
+from wirecap.includes.packet cimport packet_index
 
 cdef uint64_t FNV_OFFSET = 0xcbf29ce484222325ULL
 cdef uint64_t FNV_PRIME = 0x100000001b3ULL
-
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
 cdef inline uint64_t unit(const uint8_t* p, uint32_t n, uint64_t h) noexcept nogil:
@@ -89,7 +85,7 @@ cdef class Worker:
         packets were done. The caller releases the chunk."""
         c._live()
         cdef RxRing q = c.queue
-        cdef size_t k0 = <size_t>c.index * q.segment + c.first
+        cdef size_t k0 = packet_index(c.index, q.segment, c.first, 0)
         cdef uint32_t done = 0, count = c.count, x = self.x
         cdef uint64_t h = self.digest
         cdef int64_t t0, ahead
@@ -99,7 +95,7 @@ cdef class Worker:
             if self.due_ns < t0:            # idle time earns no credit
                 self.due_ns = t0
             while done < count and not self.stopping:
-                h = work(q.pool + q.offset[k0 + done], q.length[k0 + done], x, h)
+                h = work(packet_bytes(q, c.index, k0 + done), q.caplen[k0 + done], x, h)
                 done += 1
                 if self.period_ns:
                     self.due_ns += self.period_ns

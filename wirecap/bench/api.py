@@ -23,11 +23,11 @@ BATCH = RING - SEGMENT          # whole segments the ring holds with one withhel
 
 
 def _engine():
-    sim._instances.clear()
+    sim.reset()
     eng = Engine("sim:0", queues=1, threads=False, ndesc=RING, segment=SEGMENT,
                  chunks=RING // SEGMENT + 4, flush_us=1000)
     eng.start()
-    wire = eng.nics[0].model.wire
+    wire = eng.nics[0].port.wire
     wire.send(TrafficProfile(count=1 << 40, flows=16), count=0)     # load, send nothing
     return eng, wire
 

@@ -163,15 +163,13 @@ def multi_pkt_handler(engine, x=0, queues=None, max_pps=0):
 def measure(queues=1, x=300, rate=1e6, seconds=1.0, flows=64):
     """Per-queue processing rates of ``multi_pkt_handler`` at ``x`` while the model offers
     ``rate`` frames/s spread over ``queues`` by RSS (drops do not matter here)."""
-    from .. import _pmd, sim
+    from .. import sim
     from ..engine import Engine
     from ..sim import TrafficProfile
-    for stale in list(_pmd._open_devices.values()):       # a power-on model port
-        stale.close()
-    sim._instances.clear()
+    sim.reset()                                             # a power-on model port
     with Engine("sim:0", queues=queues) as eng:
         with multi_pkt_handler(eng, x) as hs:
-            wire = eng.nics[0].model.wire
+            wire = eng.nics[0].port.wire
             wire.play(TrafficProfile(count=max(1, int(rate * seconds)), sizes=(64,),
                                      flows=flows, rate=rate))
             wire.wait()

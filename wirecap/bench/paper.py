@@ -73,9 +73,7 @@ def label(cfg):
 
 def _fresh_model():
     # every run starts from a power-on model port, as a test does
-    for stale in list(_pmd._open_devices.values()):
-        stale.close()
-    sim._instances.clear()
+    sim.reset()
 
 
 class Progress:
@@ -110,7 +108,7 @@ def play(eng, profile, pin, progress=None, max_wait=0.5):
     of a capture thread that has chunks to arm (see the module's doc). Returns the sender's
     measurements."""
     nic = eng.nics[0]
-    dev, wire = nic.model, nic.model.wire
+    dev, wire = nic.port, nic.port.wire
     queues = [(w.rxq, w, ixgbe.RDH(w.rxq.index), ixgbe.RDT(w.rxq.index)) for w in eng.workers]
     wire.send(profile, count=0)                       # load the profile, send nothing yet
     total = profile.count

@@ -9,24 +9,20 @@ import time
 
 from .. import sim
 from .._dma import Domain
-from .._pmd import Nic
+from ..devices import open_device
 from ..sim import TrafficProfile
 from . import report
 
 RING = 4096
 
 
-def _nic(name, domain=None):
-    sim._instances.clear()
-    return Nic(name, domain=domain)
-
-
 def capture_cost(segment, rounds):
     """ns per packet of capture + recycle, one sample per round."""
-    nic = _nic("sim:0")
+    sim.reset()
+    nic = open_device("sim:0")
     q = nic.rx_queue(0, ndesc=RING, segment=segment, chunks=RING // segment + 1, flush_us=None)
     nic.start()
-    wire = nic.model.wire
+    wire = nic.port.wire
     wire.send(TrafficProfile(count=1 << 40, flows=16), count=0)
     per_round = RING - segment                  # whole segments the NIC can fill in one go
     samples = []
@@ -44,10 +40,10 @@ def capture_cost(segment, rounds):
 
 def forward_cost(rounds):
     """ns per packet of capture + zero-copy send + push + recycle, and of reaping."""
-    sim._instances.clear()
+    sim.reset()
     a, b = sim.pair(0, 1)
     dom = Domain(a.iommu)
-    na, nb = Nic("sim:0", domain=dom), Nic("sim:1", domain=dom)
+    na, nb = open_device("sim:0", domain=dom), open_device("sim:1", domain=dom)
     rx = na.rx_queue(0, ndesc=RING, segment=256, chunks=RING // 256 + 8, flush_us=None)
     tx = na.tx_queue(0, ndesc=RING)
     na.start()

@@ -9,7 +9,7 @@ from ._wire import Pcap, Wire
 from .traffic import TrafficProfile, line_rate_pps
 
 __all__ = ["Device", "Iommu", "ModelError", "Pcap", "TrafficProfile", "Wire", "line_rate_pps",
-           "open", "pair", "toeplitz"]
+           "open", "pair", "reset", "toeplitz"]
 
 _instances = {}
 
@@ -29,6 +29,17 @@ def open(index=0, iommu=None, concurrent=None):
     if concurrent is not None:
         dev.wire.concurrent = bool(concurrent)
     return dev
+
+
+def reset():
+    """Power every port off: close the devices driving model ports and forget the ports, so
+    that the next ``open`` (or ``sim:N`` device) starts from power-on. Tests and benches call
+    this between runs."""
+    from . import _regs
+    _regs.reset()
+    for dev in _instances.values():
+        dev.wire.stop()
+    _instances.clear()
 
 
 def pair(a=0, b=1):
