@@ -17,8 +17,9 @@ What catching up costs (ns, frames, rounds) is counted here, apart from the driv
 """
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 
-from wirecap.sim._state cimport (DeviceState, Arrivals, NOTHING_DUE, pthread_mutex_t, load32,
-                                 load64, store32, store64, now_ns)
+from wirecap.includes.atomics cimport ld32, ld64, st32, st64
+from wirecap.includes.clocks cimport mono_ns
+from wirecap.sim._state cimport DeviceState, Arrivals, NOTHING_DUE, pthread_mutex_t
 
 cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_lock(pthread_mutex_t*)
@@ -28,11 +29,11 @@ cdef extern from "<pthread.h>" nogil:
 
 cdef inline int64_t catch_up(DeviceState s) noexcept nogil:
     """With the clock lock held: deliver what is due now; returns now."""
-    cdef int64_t t = now_ns()
+    cdef int64_t t = mono_ns()
     cdef uint64_t n
-    if t >= <int64_t>load64(&s.next_due):
+    if t >= <int64_t>ld64(&s.next_due):
         n = s.arrivals.deliver(s, t)
-        s.catchup_ns += now_ns() - t
+        s.catchup_ns += mono_ns() - t
         s.catchup_frames += n
         s.catchups += 1
     return t
@@ -40,16 +41,16 @@ cdef inline int64_t catch_up(DeviceState s) noexcept nogil:
 
 cdef void serve(DeviceState s) noexcept nogil:
     # while someone asked and nobody else is delivering, deliver
-    while load32(&s.sync_pending) and pthread_mutex_trylock(&s.clock_lock) == 0:
-        store32(&s.sync_pending, 0)
+    while ld32(&s.sync_pending) and pthread_mutex_trylock(&s.clock_lock) == 0:
+        st32(&s.sync_pending, 0)
         catch_up(s)
         pthread_mutex_unlock(&s.clock_lock)
 
 
 cdef void sync(DeviceState s, int64_t now) noexcept nogil:
-    if now < <int64_t>load64(&s.next_due):
+    if now < <int64_t>ld64(&s.next_due):
         return
-    store32(&s.sync_pending, 1)
+    st32(&s.sync_pending, 1)
     serve(s)
 
 
@@ -57,10 +58,10 @@ cdef bint enter(DeviceState s, int64_t* now) noexcept nogil:
     """Before a register access: deliver what is due, and give the access its time. Returns
     whether the lock was taken (pass it to leave)."""
     if s.arrivals is None:
-        now[0] = now_ns()
+        now[0] = mono_ns()
         return 0
     pthread_mutex_lock(&s.clock_lock)
-    store32(&s.sync_pending, 0)
+    st32(&s.sync_pending, 0)
     now[0] = catch_up(s)
     return 1
 
@@ -76,7 +77,7 @@ cdef void attach(DeviceState s, Arrivals a, int64_t first_due):
     with nogil:
         pthread_mutex_lock(&s.clock_lock)
     s.arrivals = a
-    store64(&s.next_due, first_due)
+    st64(&s.next_due, first_due)
     pthread_mutex_unlock(&s.clock_lock)
 
 
@@ -86,5 +87,5 @@ cdef void detach(DeviceState s, Arrivals a):
         pthread_mutex_lock(&s.clock_lock)
     if s.arrivals is a:
         s.arrivals = None
-        store64(&s.next_due, NOTHING_DUE)
+        st64(&s.next_due, NOTHING_DUE)
     pthread_mutex_unlock(&s.clock_lock)

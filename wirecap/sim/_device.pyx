@@ -21,7 +21,8 @@ from wirecap.sim._frame cimport FrameInfo, parse_frame
 from wirecap.sim._iommu cimport Iommu, model_lock, model_unlock
 from wirecap.sim cimport _clock, _receive, _registers
 from wirecap.sim._registers import define_registers
-from wirecap.sim._state cimport DeviceState, now_ns
+from wirecap.includes.clocks cimport mono_ns
+from wirecap.sim._state cimport DeviceState
 from wirecap.sim._transmit cimport transmit
 
 
@@ -34,7 +35,7 @@ cdef class Device(DeviceState):
 
     def __init__(self, int index=0, Iommu iommu=None):
         define_registers(self)
-        _registers.reset(self, now_ns())               # power-on behaves like a reset
+        _registers.reset(self, mono_ns())               # power-on behaves like a reset
 
     # -------------------------------------------------------------- register access
     cdef int reg_read(self, uint32_t off, uint32_t* out) noexcept nogil:
@@ -141,7 +142,7 @@ cdef class Device(DeviceState):
             model_lock()
             for q in range(128):
                 if self.txq[q].enabled and self.txq[q].head != self.txq[q].tail:
-                    transmit(self, q, now_ns())
+                    transmit(self, q, mono_ns())
             model_unlock()
 
     def start_trace(self, int capacity=100000):

@@ -15,8 +15,8 @@ from wirecap.sim._counters cimport *
 from wirecap.sim._frame cimport toeplitz_table
 from wirecap.sim._iommu cimport model_lock, model_unlock
 from wirecap.sim._receive cimport drain, enable_rx
-from wirecap.sim._state cimport (DeviceState, RxQ, NWORDS, PB_MAX, link_up, load32, store32,
-                                 fence)
+from wirecap.includes.atomics cimport ld32, st32, fence
+from wirecap.sim._state cimport DeviceState, RxQ, NWORDS, PB_MAX, link_up
 from wirecap.sim._transmit cimport transmit, enable_tx
 
 cdef uint32_t _rss_generation = 0       # unique across devices: FrameInfo caches are keyed on it
@@ -183,7 +183,7 @@ cdef int reg_read(DeviceState s, uint32_t off, uint32_t* out) noexcept nogil:
         return -2
     locked = enter(s, &now)
     if s.handler[w] == H_RDH:        # the head is published atomically: no model lock
-        out[0] = load32(&s.rxq[s.qidx[w]].head)
+        out[0] = ld32(&s.rxq[s.qidx[w]].head)
     else:
         model_lock()
         out[0] = read_word(s, w, now)
@@ -212,9 +212,9 @@ cdef int reg_write(DeviceState s, uint32_t off, uint32_t val) noexcept nogil:
         # not wait either). The fence pairs with the one in rx_frame: either the DMA engine
         # sees this tail, or this thread sees the frame waiting on chip and drains it.
         q = &s.rxq[s.qidx[w]]
-        store32(&q.tail, val)
+        st32(&q.tail, val)
         fence()
-        if load32(&s.pb_count):
+        if ld32(&s.pb_count):
             model_lock()
             drain(s)
             model_unlock()

@@ -117,36 +117,5 @@ cdef class DeviceState:
     cdef uint32_t sync_pending      # a sync found the lock taken: the holder delivers for it
     cdef uint64_t catchup_ns, catchup_frames, catchups
 
-# Atomic accesses for what the driver's threads read or write without the model lock.
-cdef extern from *:
-    """
-    static inline void wc_sim_store64_release(void* p, unsigned long long v) {
-        __atomic_store_n((unsigned long long*)p, v, __ATOMIC_RELEASE);
-    }
-    static inline unsigned long long wc_sim_load64(const void* p) {
-        return __atomic_load_n((const unsigned long long*)p, __ATOMIC_ACQUIRE);
-    }
-    static inline unsigned int wc_sim_load32(const unsigned int* p) {
-        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-    }
-    static inline void wc_sim_store32(unsigned int* p, unsigned int v) {
-        __atomic_store_n(p, v, __ATOMIC_RELEASE);
-    }
-    static inline void wc_sim_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-    """
-    void store64 "wc_sim_store64_release"(void* p, int64_t v) nogil
-    void store64_release "wc_sim_store64_release"(void* p, uint64_t v) nogil
-    uint64_t load64 "wc_sim_load64"(const void* p) nogil
-    uint32_t load32 "wc_sim_load32"(const uint32_t* p) nogil
-    void store32 "wc_sim_store32"(uint32_t* p, uint32_t v) nogil
-    void fence "wc_sim_fence"() nogil
-
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-
-cdef inline int64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
-
 cdef inline bint link_up(DeviceState s, int64_t now) noexcept nogil:
     return now >= s.link_up_ns

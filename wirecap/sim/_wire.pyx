@@ -31,7 +31,9 @@ from wirecap.sim._frame cimport FrameInfo, parse_frame
 from wirecap.sim._iommu cimport model_lock, model_unlock
 from wirecap.sim._pcapfile cimport PcapFile, pcap_next, pcap_rewind
 from wirecap.sim._receive cimport rx_frame
-from wirecap.sim._state cimport Arrivals, DeviceState, NOTHING_DUE, now_ns, store64
+from wirecap.includes.atomics cimport st64
+from wirecap.includes.clocks cimport mono_ns
+from wirecap.sim._state cimport Arrivals, DeviceState, NOTHING_DUE
 from wirecap.sim.traffic import TrafficProfile, line_rate_pps
 from wirecap.errors import WirecapError
 
@@ -119,7 +121,7 @@ cdef class Wire(Arrivals):
     cdef readonly int64_t started_ns, finished_ns, max_lag_ns
     cdef object _keep, _thread
 
-    def __cinit__(self, Device device, bint concurrent=True):
+    def __cinit__(self, Device device, bint concurrent=False):
         self.dev = device
         self.concurrent = concurrent
 
@@ -288,20 +290,20 @@ cdef class Wire(Arrivals):
                 model_lock()
         model_unlock()
         if self.sent >= self.count and n:
-            self.finished_ns = now_ns()
+            self.finished_ns = mono_ns()
         return n
 
     cdef uint64_t deliver(self, DeviceState s, int64_t upto) noexcept nogil:
         """On the driver's clock (called by _clock with the clock lock held)."""
         cdef uint64_t n = self._run(upto, upto, <uint64_t>-1)
-        store64(&s.next_due, self.t0 + self.next_ns if self.sent < self.count else NOTHING_DUE)
+        st64(&s.next_due, self.t0 + self.next_ns if self.sent < self.count else NOTHING_DUE)
         return n
 
     cdef void _pace(self) noexcept nogil:
         cdef int64_t now, wait
         cdef timespec ts
         while self.sent < self.count and not self.stopping:
-            now = now_ns()
+            now = mono_ns()
             wait = self.t0 + self.next_ns - now
             if wait > 0:
                 if wait > 100000:       # sleep through long gaps, spin through short ones
@@ -310,15 +312,15 @@ cdef class Wire(Arrivals):
                     nanosleep(&ts, NULL)
                 continue
             self._run(now, now, BATCH)
-        self.finished_ns = now_ns()
+        self.finished_ns = mono_ns()
 
     cdef void _flood(self, uint64_t end) noexcept nogil:
-        cdef int64_t now = now_ns()
+        cdef int64_t now = mono_ns()
         if self.sent == 0:
             self.started_ns = self.t0 = now
         while self.sent < end and self.sent < self.count and not self.stopping:
             self._run(NOTHING_DUE, now, BATCH if end - self.sent > BATCH else end - self.sent)
-        self.finished_ns = now_ns()
+        self.finished_ns = mono_ns()
 
     # -------------------------------------------------------------- Python API
     def play(self, source, concurrent=None):
@@ -327,7 +329,7 @@ cdef class Wire(Arrivals):
         wire's ``concurrent`` default) paces them from a thread of their own."""
         self._load(source)
         self.stopping = False
-        self.started_ns = self.t0 = now_ns()
+        self.started_ns = self.t0 = mono_ns()
         if not (self.concurrent if concurrent is None else concurrent):
             attach(self.dev, self, self.t0 + self.next_ns)
             self.on_clock = True
@@ -372,7 +374,7 @@ cdef class Wire(Arrivals):
             return not self._thread.is_alive()
         end = None if timeout is None else time.monotonic() + timeout
         while self.running:
-            ahead = (self.t0 + self.next_ns - now_ns()) / 1e9
+            ahead = (self.t0 + self.next_ns - mono_ns()) / 1e9
             left = None if end is None else end - time.monotonic()
             if left is not None and left <= 0:
                 break
@@ -403,7 +405,7 @@ cdef class Wire(Arrivals):
     def stats(self):
         """sent frames, elapsed seconds, achieved rate, the worst lag behind schedule, and
         for a pcap the gaps cut to max_gap."""
-        end = self.finished_ns if self.finished_ns else now_ns()
+        end = self.finished_ns if self.finished_ns else mono_ns()
         elapsed = max(end - self.started_ns, 1) / 1e9 if self.started_ns else 0.0
         return {"sent": self.sent, "elapsed_s": elapsed,
                 "rate_pps": self.sent / elapsed if elapsed else 0.0,
