@@ -16,6 +16,7 @@ would have shown it:
 What catching up costs (ns, frames, rounds) is counted here, apart from the driver's work.
 """
 from libc.stdint cimport uint32_t, uint64_t, int64_t
+from posix.time cimport clock_gettime, timespec
 
 from wirecap.includes.atomics cimport ld32, ld64, st32, st64
 from wirecap.includes.clocks cimport mono_ns
@@ -27,12 +28,25 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_unlock(pthread_mutex_t*)
 
 
+cdef extern from "<time.h>" nogil:
+    int CLOCK_THREAD_CPUTIME_ID
+
+
+cdef inline int64_t thread_cpu_ns() noexcept nogil:
+    # CPU time of this thread: the catch-up cost without the time the thread was preempted
+    cdef timespec ts
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
 cdef inline int64_t catch_up(DeviceState s) noexcept nogil:
     """With the clock lock held: deliver what is due now; returns now."""
-    cdef int64_t t = mono_ns()
+    cdef int64_t t = mono_ns(), cpu
     cdef uint64_t n
     if t >= <int64_t>ld64(&s.next_due):
+        cpu = thread_cpu_ns()
         n = s.arrivals.deliver(s, t)
+        s.catchup_cpu_ns += thread_cpu_ns() - cpu
         s.catchup_ns += mono_ns() - t
         s.catchup_frames += n
         s.catchups += 1

@@ -115,7 +115,7 @@ cdef class DeviceState:
     cdef int64_t next_due           # when the next frame is due; NOTHING_DUE if none
     cdef pthread_mutex_t clock_lock
     cdef uint32_t sync_pending      # a sync found the lock taken: the holder delivers for it
-    cdef uint64_t catchup_ns, catchup_frames, catchups
+    cdef uint64_t catchup_ns, catchup_cpu_ns, catchup_frames, catchups
 
 cdef inline bint link_up(DeviceState s, int64_t now) noexcept nogil:
     return now >= s.link_up_ns
