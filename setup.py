@@ -1,7 +1,16 @@
 """Build the Cython extensions (metadata lives in setup.cfg)."""
+import os
+import sys
+
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+
+# wirecap/ixgbe.pxd is generated from the register table before Cython reads it
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wirecap.registers import pxd  # noqa: E402
+
+pxd.write()
 
 EXTENSIONS = [
     Extension("wirecap.ixgbe", ["wirecap/ixgbe.pyx"]),

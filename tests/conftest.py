@@ -4,6 +4,8 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+# our own tests never touch an offset where no 82599 register is: make that an error
+os.environ.setdefault("WIRECAP_MODEL_STRICT", "1")
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from wirecap import pcap
+from wirecap import _pcap, pcap
 from wirecap._bpf import FilterError
 from wirecap.afpacket import veth
 from wirecap.devices import open_device
-from wirecap.dump import PcapWriter, read_pcap
+from wirecap.dump import PcapWriter, open_writer, read_pcap
 from wirecap.engine import Engine
 from wirecap.errors import WirecapError
 from wirecap.sim.traffic import TrafficProfile
@@ -437,6 +437,52 @@ def test_bad_names_and_options():
         open_device("afpacket:")
     with pytest.raises(WirecapError, match="fanout 'spray'"):
         Engine("afpacket:lo", fanout="spray")
+
+
+def _tcpdump_lengths(path):
+    """The link-level length tcpdump reads for each record of ``path`` (its header's len)."""
+    out = subprocess.run(["tcpdump", "-Z", "root", "-nn", "-e", "-r", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return [int(line.split(", length ")[1].split(":")[0]) for line in out.splitlines()]
+
+
+def test_a_frame_cut_short_by_the_snap_length_keeps_its_wire_length(net, tmp_path):
+    frames = frames_for(net, 20, sizes=(1000,), flows=1)
+    wire = len(frames[0])
+    sent = write_pcap(tmp_path / "sent.pcap", frames)
+    # the kernel keeps 100 bytes of each frame (the filter's return value): the ring says so
+    with Engine(f"afpacket:{net.capture}", **RING) as eng:
+        eng.nics[0].set_filter("udp", snaplen=100)
+        net.replay(sent)
+        chunks, end = [], time.monotonic() + 30
+        while sum(len(c) for c in chunks) < len(frames) and time.monotonic() < end:
+            chunks += [c] if (c := eng.next_chunk(0, timeout=0.1)) is not None else []
+        assert [(int(a), int(b)) for c in chunks for a, b in zip(c.lengths, c.wire_lengths)] \
+            == [(100, wire)] * len(frames)
+        with PcapWriter(str(tmp_path / "records.pcap"), snaplen=100) as w:
+            for c in chunks:
+                w.write_records(_pcap.pcap_records(c, 100, False)[0])
+                c.release()
+    # the pcap API: callback headers, a pcap dump and a pcapng file
+    with pcap.open_live(f"afpacket:{net.capture}", 100, True, 100, **RING) as h:
+        h.setfilter("udp")
+        dump = h.dump_open(str(tmp_path / "api.pcap"))
+        ng = open_writer(str(tmp_path / "api.pcapng"), "pcapng", snaplen=100)
+        got = []
+
+        def keep(hdr, data):
+            got.append((hdr.getcaplen(), hdr.getlen(), len(data)))
+            dump.dump(hdr, data)
+            ng.write(hdr.ts_ns, data, hdr.getlen())
+        net.replay(sent)
+        end = time.monotonic() + 30
+        while len(got) < len(frames) and time.monotonic() < end:
+            h.dispatch(-1, keep)
+        dump.close()
+        ng.close()
+    assert got == [(100, wire, 100)] * len(frames)
+    for name in ("records.pcap", "api.pcap", "api.pcapng"):
+        assert _tcpdump_lengths(tmp_path / name) == [wire] * len(frames), name
 
 
 # ----------------------------------------------------------------------------- the CLI

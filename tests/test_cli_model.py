@@ -1,24 +1,9 @@
-"""`wirecap demo` and `wirecap bench model` as a user runs them."""
+"""`wirecap bench model` as a user runs it (the demo's tests are in test_paper.py)."""
 import json
 import subprocess
 import sys
 
 from wirecap.cli import main
-
-
-def test_demo_accounts_for_every_frame(capsys):
-    assert main(["demo", "--traffic", "count=20000,rate=2e5,flows=8", "--queues", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "sent 20,000 = read by this demo" in out and "every frame accounted for" in out
-    assert "capture_queue_peak" in out and out.count("sim:0") >= 3   # the per-queue table
-
-
-def test_demo_rejects_bad_input(capsys):
-    assert main(["demo", "--traffic", "count=10,rate=9e9"]) == 2
-    err = capsys.readouterr().err
-    assert "rate=9000000000.0 is invalid" in err and "14,880,952" in err
-    assert main(["demo", "--queues", "17"]) == 2
-    assert "1 to 16 queues" in capsys.readouterr().err
 
 
 def test_bench_model_json(capsys):

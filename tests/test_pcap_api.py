@@ -1,11 +1,17 @@
 """The libpcap-compatible handle, as pcapy/pypcap users call it."""
+import hashlib
+import json
 import select
 import struct
+import subprocess
+import sys
+import time
 
 import pytest
 
 from wirecap import pcap, sim
-from wirecap.dump import read_pcap
+from wirecap.afpacket import veth
+from wirecap.dump import PcapWriter, read_pcap
 from wirecap.errors import WirecapError
 from wirecap.sim import TrafficProfile
 
@@ -169,3 +175,197 @@ def test_a_bad_filter_raises_libpcaps_message_and_loses_nothing(handle):
     rest = []
     handle.loop(15, lambda h, d: rest.append(bytes(d)))
     assert first + rest == [p.frame(i, mac) for i in range(20)]
+
+
+# ---------------------------------------------------------------------- pcapy-ng's whole API
+def test_findalldevs_lists_interfaces_and_the_model_and_lookupdev_picks_one():
+    devs = pcap.findalldevs()
+    assert "lo" in devs and "sim:0" in devs and all(isinstance(d, str) for d in devs)
+    lo = devs[devs.index("lo")]
+    assert "loopback" in lo.flags and ("127.0.0.1", "255.0.0.0") in lo.addresses
+    assert "AF_PACKET" in lo.description and "model" in devs[devs.index("sim:0")].description
+    assert devs.index("lo") < devs.index("sim:0")
+    picked = pcap.lookupdev()
+    assert picked in devs and "loopback" not in devs[devs.index(picked)].flags
+
+
+def test_create_then_activate_and_the_set_calls_libpcap_refuses_afterwards(fresh_model):
+    h = pcap.create("sim:0", ndesc=128, segment=16, flush_us=0)
+    with pytest.raises(pcap.PcapError, match="not activated"):
+        h.dispatch(1, lambda hd, d: None)
+    assert (h.set_snaplen(100), h.set_promisc(1), h.set_timeout(200), h.set_buffer_size(1 << 20),
+            h.set_immediate_mode(1)) == (0, 0, 0, 0, 0)
+    assert h.set_rfmon(1) == pcap.PCAP_ERROR_RFMON_NOTSUP
+    assert h.activate() == 0
+    try:
+        assert h.set_snaplen(50) == pcap.PCAP_ERROR_ACTIVATED and h.snapshot() == 100
+        assert h.activate() == pcap.PCAP_ERROR_ACTIVATED
+        sim.open(0).wire.send(TrafficProfile(count=3, sizes=(300,)))
+        got = []
+        h.loop(3, lambda hdr, d: got.append((hdr.caplen, hdr.len)))
+        assert got == [(100, 296)] * 3
+        # 1 MiB of 16 x 2 KiB buffers per chunk: 32 chunks
+        assert h.stats().free + h.stats().armed + h.stats().captured == 32
+        assert (h.getnet(), h.getmask()) == ("0.0.0.0", "0.0.0.0")     # no IPv4 on a NIC port
+        h.setdirection(pcap.PCAP_D_IN)                  # it captures received frames only
+        with pytest.raises(pcap.PcapError, match="PCAP_D_OUT"):
+            h.setdirection(pcap.PCAP_D_OUT)
+        with pytest.raises(pcap.PcapError, match="not a Linux interface"):
+            h.set_fanout(1)
+    finally:
+        h.close()
+
+
+def test_sendpacket_goes_out_of_transmit_queue_0(fresh_model):
+    with pcap.open_live("sim:0", 65535, True, 100, ndesc=128, segment=16) as h:
+        frame = bytes.fromhex("ffffffffffff025743fffffe0806") + bytes(46)
+        before = sim.open(0).transmitted()[0]
+        h.sendpacket(frame)
+        h.sendpacket(bytearray(frame))
+        for _ in range(1000):                          # the model sends on its clock
+            if sim.open(0).transmitted()[0] == before + 2:
+                break
+            time.sleep(0.001)
+        assert sim.open(0).transmitted()[0] == before + 2
+
+
+def udp_frame(i, dport=5001, size=80):
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, size - 14, i & 0xFFFF, 0, 64, 17, 0,
+                     bytes([10, 9, 0, 2]), bytes([10, 9, 0, 1]))
+    udp = struct.pack(">HHHH", 1024 + i % 50000, dport, size - 34, 0)
+    return b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + ip + udp + \
+        i.to_bytes(4, "big") + bytes(size - 46)
+
+
+def write_trace(path, frames, t0_ns=1_700_000_000_123_456_000, step_ns=1000):
+    w = PcapWriter(str(path))
+    for i, f in enumerate(frames):
+        w.write(t0_ns + i * step_ns, f)
+    w.close()
+
+
+def test_open_offline_reads_a_file_through_libpcaps_filter_with_its_timestamps(tmp_path):
+    frames = [udp_frame(i, 5001 if i % 3 else 7000) for i in range(30)]
+    write_trace(tmp_path / "t.pcap", frames)
+    r = pcap.open_offline(str(tmp_path / "t.pcap"))
+    assert r.datalink() == pcap.DLT_EN10MB and r.getnet() == "0.0.0.0"
+    r.setfilter("udp dst port 5001")
+    got = []
+    assert r.loop(5, lambda h, d: got.append((h.getts(), h.getlen(), d))) == 5
+    h, d = r.next()
+    rest = [(hh.getts(), hh.getlen(), dd) for hh, dd in r]
+    want = [(divmod(1_700_000_000_123_456 + i, 1_000_000), 80, f)
+            for i, f in enumerate(frames) if i % 3]
+    assert got + [(h.getts(), h.getlen(), d)] + rest == want
+    assert r.next() == (None, b"") and r.stats()[:3] == (30, 0, 0)
+    with pytest.raises(pcap.PcapError, match="no such file"):
+        pcap.open_offline(str(tmp_path / "missing.pcap"))
+    with pytest.raises(pcap.BPFError, match="syntax|parse"):
+        r.setfilter("udp and (")
+
+
+def test_compile_gives_a_bpfprogram_as_pcapy_does():
+    prog = pcap.compile(pcap.DLT_EN10MB, 65535, "udp dst port 5001", 1, 0)
+    assert prog.filter(udp_frame(1)) == 65535 and prog.filter(udp_frame(1, 7000)) == 0
+    code = prog.get_bpf()
+    assert code and all(len(ins) == 4 for ins in code) and code[-1][0] == 0x06   # BPF_RET
+    with pytest.raises(pcap.BPFError):
+        pcap.compile(pcap.DLT_EN10MB, 65535, "no such primitive", 1, 0)
+
+
+def test_pypcap_shape_hands_out_float_timestamps(tmp_path):
+    frames = [udp_frame(i) for i in range(4)]
+    write_trace(tmp_path / "t.pcap", frames, step_ns=250_000_000)
+    p = pcap.pcap(str(tmp_path / "t.pcap"))             # pypcap opens a file by its name
+    p.setfilter("udp")
+    seen = []
+    p.loop(2, lambda ts, data, tag: seen.append((round(ts, 6), bytes(data), tag)), "x")
+    assert seen == [(1_700_000_000.123456, frames[0], "x"), (1_700_000_000.373456, frames[1], "x")]
+    assert [(round(ts, 6), d) for ts, d in p] == [(1_700_000_000.623456, frames[2]),
+                                                  (1_700_000_000.873456, frames[3])]
+    assert p.filter == "udp" and p.datalink() == pcap.DLT_EN10MB
+
+
+# A typical pcapy-ng script; the test runs it twice on the same veth traffic: as written
+# (import pcapy) and with only its import line changed (import wirecap.pcap as pcapy).
+PCAPY_SCRIPT = """\
+import hashlib, json, sys
+IMPORT
+
+dev, count, dump_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if dev not in pcapy.findalldevs():
+    sys.exit(f"{dev} is not among {pcapy.findalldevs()}")
+p = pcapy.open_live(dev, 65536, 1, 100)
+p.setfilter("udp and dst port 5001")
+print("ready", flush=True)
+seen, dumper = [], p.dump_open(dump_path)
+
+def on_packet(hdr, data):
+    seen.append([hdr.getlen(), hdr.getcaplen(), hashlib.sha1(data).hexdigest()])
+    dumper.dump(hdr, data)
+
+p.loop(count, on_packet)
+dumper.close()
+p.sendpacket(bytes.fromhex(sys.argv[4]))
+recv, drop, ifdrop = p.stats()
+
+bpf = pcapy.compile(pcapy.DLT_EN10MB, 65536, "udp src port 1030", 1, 0)
+r = pcapy.open_offline(dump_path)
+r.setfilter("udp")
+offline = []
+while True:
+    hdr, data = r.next()
+    if hdr is None:
+        break
+    offline.append([hdr.getlen(), hashlib.sha1(data).hexdigest(), bpf.filter(data) > 0])
+print(json.dumps({"seen": seen, "offline": offline, "datalink": p.datalink(),
+                  "net": [p.getnet(), p.getmask()], "recv_at_least_count": recv >= count,
+                  "drop": drop}))
+"""
+
+
+def run_pcapy_script(import_line, vp, count, frames, tmp_path):
+    name = "wirecap" if "wirecap" in import_line else "pcapy"
+    script = tmp_path / f"{name}_script.py"
+    script.write_text(PCAPY_SCRIPT.replace("IMPORT", import_line))
+    reply = udp_frame(99, 6000).hex()
+    return subprocess.Popen([sys.executable, str(script), vp.capture, str(count),
+                             str(tmp_path / f"{name}.pcap"), reply],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def peer_rx_packets(vp):
+    out = subprocess.run(["ip", "netns", "exec", vp.ns, "cat",
+                          f"/sys/class/net/{vp.sender}/statistics/rx_packets"],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+@pytest.mark.skipif(veth.missing() is not None, reason=str(veth.missing()))
+def test_a_pcapy_ng_script_runs_with_only_its_import_changed(tmp_path):
+    pytest.importorskip("pcapy")
+    count = 200
+    # 200 frames to port 5001 among 50 to port 7000 that the script's filter drops
+    frames = [udp_frame(i, 7000 if i % 5 == 4 else 5001) for i in range(count + 50)]
+    write_trace(tmp_path / "traffic.pcap", frames)
+    with veth.VethPair() as vp:
+        base_rx = peer_rx_packets(vp)
+        procs = [run_pcapy_script(line, vp, count, frames, tmp_path)
+                 for line in ("import pcapy", "import wirecap.pcap as pcapy")]
+        for p in procs:                 # both have their sockets open: both see every frame
+            line = p.stdout.readline()
+            assert line == "ready\n", p.stderr.read()
+        assert vp.replay(tmp_path / "traffic.pcap", pps=20000) == len(frames)
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            results.append(json.loads(out))
+        assert peer_rx_packets(vp) - base_rx == 2      # each script's sendpacket arrived
+    pcapy_run, ours = results
+    want = [f for f in frames if f[36:38] == (5001).to_bytes(2, "big")]
+    assert ours["seen"] == [[len(f), len(f), hashlib.sha1(f).hexdigest()] for f in want]
+    assert ours == pcapy_run            # the same packets, files, filters, net and counters
+    assert ours["offline"] == [[len(f), hashlib.sha1(f).hexdigest(), f[34:36] == b"\x04\x06"]
+                               for f in want]
+    assert ours["net"] == ["0.0.0.0", "0.0.0.0"] and ours["datalink"] == pcap.DLT_EN10MB

@@ -49,8 +49,13 @@ def test_snapshot_adds_up_and_renders(engine):
     assert len(snap.to_pandas("devices")) == 1
     html = snap._repr_html_()
     assert html.count("<tr>") == 1 + 2 + 1 and "capture_queue_peak" in html
+    assert "drop_%" in html and "<caption>&lt;Snapshot" in html
     text = str(snap).splitlines()
-    assert text[0].split()[:4] == ["queue", "device", "rx_queue", "packets"] and len(text) == 5
+    assert text[0].split()[:5] == ["queue", "device", "packets", "nic_dropped", "drop_%"]
+    assert len(text) == 5 and max(map(len, text)) <= 100
+    wide = snap.table(wide=True).splitlines()
+    assert wide[0].split() == ["queue", *stats.QUEUE_COLUMNS, "drop_%"]
+    assert text[-1].split()[:3] == ["all", str(got), str(300 - got)]
     for c in held:
         c.release()
     with pytest.raises(ValueError, match="level"):
@@ -76,3 +81,22 @@ def test_sampler_records_occupancy_over_time(engine):
         c.release()
     with pytest.raises(ValueError, match="interval"):
         stats.Sampler(engine, interval=0)
+
+
+def test_tables_fit_100_columns_with_thousands_separators_and_a_drop_share():
+    q = {c: 0 for c in stats.QUEUE_COLUMNS}
+    queues = [dict(q, queue=i, device="afpacket:a-long-interface-name", rx_queue=i,
+                   packets=12_345_678 * (i + 1), bytes=790_123_456_789, nic_dropped=1_234_567,
+                   capture_queue_peak=99) for i in range(4)]
+    snap = stats.Snapshot(1_700_000_000.0, queues, [{"device": "afpacket:a-long-interface-name"}])
+    text = snap.table().splitlines()
+    assert max(map(len, text)) <= 100 and "12,345,678" in text[2] and "9.09" in text[2]
+    assert set(text[0].split()) < set(snap.table(wide=True).splitlines()[0].split())
+    assert snap.table(width=60) != snap.table() and max(map(len, snap.table(width=60)
+                                                            .splitlines())) <= 60
+    assert max(map(len, snap.table(wide=True).splitlines())) > 100
+    html = snap._repr_html_()
+    assert "790,123,456,789" in html and "<td" in html and "9.09" in html
+    r = repr(snap)
+    assert r.startswith("<Snapshot ") and "4 queues" in r and "123,456,780 packets" in r
+    assert "4,938,268 dropped (3.85 %)" in r and "afpacket:a-long-interface-name" in r

@@ -2,7 +2,7 @@
 import json
 from dataclasses import dataclass
 
-from wirecap.errors import WirecapError
+from .errors import WirecapError
 
 from .doctor import iommu_fix
 from .pci import (VFIO_PCI, current_driver, dma_safe, iommu_groups,

@@ -9,7 +9,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from wirecap.errors import WirecapError
+from .errors import WirecapError
 
 REAL_SYSFS = Path("/sys")
 # The group that kernel/etc/udev gives access to /dev/vfio/*: its members capture without root.

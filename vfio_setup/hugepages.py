@@ -2,7 +2,7 @@
 import re
 from dataclasses import dataclass
 
-from wirecap.errors import WirecapError
+from .errors import WirecapError
 
 from .host import WIRECAP_GROUP
 

@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from wirecap.errors import WirecapError
+from .errors import WirecapError
 
 from . import hugepages
 from .bind import ensure_vfio_pci

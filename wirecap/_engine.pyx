@@ -261,6 +261,8 @@ cdef class QueuedChunk(Chunk):
         return c
 
     cpdef _live(self):
+        if self.owner is None:
+            raise WirecapError("this chunk was not captured: it names no buffers")
         if self.epoch != self.owner.epoch:
             raise WirecapError("the engine was stopped since this chunk was captured: stop() "
                                "took every chunk back, so its buffers may hold other packets")

@@ -42,6 +42,13 @@ cdef class Header:
         return f"<Header ts={self.ts:.9f} caplen={self.caplen} len={self.len}>"
 
 
+def make_header(uint64_t ts_ns, uint32_t caplen, uint32_t length):
+    """A Header for a packet that does not come from a ring (a record of a pcap file)."""
+    cdef Header h = Header.__new__(Header)
+    h.ts_ns, h.caplen, h.len = ts_ns, caplen, length
+    return h
+
+
 @cython.freelist(64)
 cdef class Packet:
     """The bytes of one captured packet, in place. Reads like ``bytes``; writable through the

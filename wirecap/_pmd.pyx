@@ -173,7 +173,7 @@ cdef class Nic:
         self._queues.append(q)
         return q
 
-    def set_filter(self, expression, queue=None):
+    def set_filter(self, expression, queue=None, snaplen=None):
         """The 82599 has no packet filter to run BPF: False, the caller filters in software."""
         return False
 

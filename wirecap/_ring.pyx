@@ -239,6 +239,10 @@ cdef class Chunk:
     numpy views; packet bytes are memoryviews into the chunk's buffers. Valid until release()
     (or until its queue closes)."""
 
+    def __init__(self, *args, **kwargs):
+        raise TypeError("chunks come from capture (a queue's poll(), an engine's "
+                        "next_chunk()): they cannot be made from Python")
+
     @staticmethod
     cdef Chunk _make(RxRing q, Delivery d):
         cdef Chunk c = Chunk.__new__(Chunk)
@@ -260,6 +264,8 @@ cdef class Chunk:
         return (<object>self._token << 64) | (<object>self.index << 32) | self.first
 
     cpdef _live(self):
+        if self.queue is None:              # made by Chunk.__new__ from Python
+            raise WirecapError("this chunk was not captured: it names no buffers")
         if self.released:
             raise WirecapError("this chunk was released: its buffers may already hold other "
                                "packets (copy what you keep before release())")

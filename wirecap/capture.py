@@ -63,6 +63,8 @@ def add_commands(sub):
     s = sub.add_parser("stats", help="live per-queue counters of running captures")
     s.add_argument("--json", action="store_true", help="print one JSON snapshot and exit")
     s.add_argument("--once", action="store_true", help="print the table once and exit")
+    s.add_argument("--wide", action="store_true",
+                   help="every column (by default the table fits 100 characters)")
     s.add_argument("--interval", type=float, default=1.0, help="refresh period in seconds")
     s.add_argument("--pid", type=int, help="only the capture of this process")
     s.set_defaults(func=show_stats)
@@ -342,7 +344,7 @@ def show_stats(args):
         for pid, doc in snaps.items():
             snap = stats.Snapshot(doc["t"], doc["queues"], doc["devices"])
             text.append(f"capture pid {pid}  ({time.strftime('%H:%M:%S', time.localtime(doc['t']))}"
-                        f", {doc.get('delivered', 0):,} packets kept)\n{snap}\n")
+                        f", {doc.get('delivered', 0):,} packets kept)\n{snap.table(wide=args.wide)}\n")
         if args.once or not sys.stdout.isatty():
             print("\n".join(text))
             return 0

@@ -1,75 +1,135 @@
-"""``wirecap demo``: a capture on the 82599 model with traffic, and the statistics it kept.
+"""``wirecap demo``: what wirecap is for, in two captures on the 82599 model.
 
-The model's wire plays a burst at 10 GbE line rate into RSS queues; capture threads fill the
-ring buffer pools; this thread reads every chunk through the chunk API and releases it. At
-the end every frame is accounted for: delivered to us, or dropped and counted by the NIC.
+1. Line rate: the model's wire plays 64-byte frames at 10 GbE line rate (14.88 Mpps) into RSS
+   queues; the chunk iterator reads every one. Every frame is accounted for: delivered, or
+   dropped and counted by the NIC.
+2. A burst into a slow consumer: the same burst of P frames at line rate into one queue read
+   by ``pkt_handler`` at a heavy load x, once with a ring-only pool (R = N/M + 1, what DPDK or
+   netmap buffer) and once with WireCAP's ring buffer pool, side by side with the longest
+   loss-free burst Pin*R*M/(Pin - Pp) computed from the measured rates.
+
+Every number printed is measured in this run; nothing is a constant.
 """
-import os
-import select
-import time
+from __future__ import annotations
 
-from . import stats
 from .errors import WirecapError
+
+RING, SEGMENT = 1024, 256
 
 
 def add_commands(sub):
-    p = sub.add_parser("demo", help="capture traffic played through the 82599 model and show "
-                                    "the per-queue statistics")
-    p.add_argument("--traffic", default="count=2000000,size=64,flows=64",
-                   help="traffic profile, e.g. count=1e6,size=64,flows=8,weights=8:1:1:1:1:1:1:1")
+    p = sub.add_parser("demo", help="capture 64-byte frames at line rate through the 82599 "
+                                    "model, then a burst into a slow consumer, ring-only "
+                                    "against WireCAP's pool")
+    p.add_argument("--frames", type=lambda t: int(float(t)), default=10 ** 7,
+                   help="frames of the line-rate capture (default 1e7)")
     p.add_argument("--queues", type=int, default=4, help="RSS receive queues (1-16)")
-    p.add_argument("--mode", choices=("basic", "advanced"), default="advanced")
-    p.add_argument("--segment", type=int, default=256, help="descriptor segment size M")
-    p.add_argument("--chunks", type=int, default=100, help="chunks per pool R")
+    p.add_argument("--burst", type=lambda t: int(float(t)), default=100_000,
+                   help="frames P of the burst into the slow consumer")
+    p.add_argument("--x", type=int, default=300, help="the slow consumer's units of work per "
+                                                      "packet (the paper's heavy load: 300)")
+    p.add_argument("--chunks", type=int, default=500, help="WireCAP's pool size R for the burst")
     p.set_defaults(func=demo)
 
 
+def _n(v):
+    return f"{v:,}"
+
+
+def line_rate_part(frames, queues):
+    """Run the line-rate capture; returns its row (see bench.linerate.run_once)."""
+    from .bench import linerate
+    return linerate.run_once(queues, "chunks", False, frames, RING, SEGMENT, 100,
+                             snapshot=True)
+
+
+def line_rate_lines(row):
+    """What the line-rate capture says, every figure taken from ``row``."""
+    lines = [f"sent {_n(row['sent'])} frames of 64 B at {row['rate_pps'] / 1e6:.2f} Mpps "
+             f"into {row['queues']} RSS queue(s), {row['wall_s']:.2f} s",
+             f"captured {_n(row['delivered'])}, dropped by the NIC {_n(row['lost'])}"
+             f" ({_n(row['dropped_ring'])} for want of a descriptor, "
+             f"{_n(row['dropped_packet_buffer'])} in the packet buffer)"
+             + (f", taken back at stop {_n(row['discarded'])}" if row["discarded"] else ""),
+             "every frame accounted for" if row["accounted"] else
+             "MISMATCH: frames went missing"]
+    if row["lost"] == 0:
+        lines.append(f"=> {_n(row['sent'])} frames at line rate, 0 lost.")
+    else:
+        why = ("the pool ran dry (the reader held every chunk)" if row["pool_dry_events"] else
+               "the capture thread came too late to re-arm the ring (the pool never ran dry)")
+        lines.append(f"=> {_n(row['lost'])} of {_n(row['sent'])} frames lost "
+                     f"({100 * row['loss']:.3f} %): {why}.")
+    if row["capture_ns_per_frame"] is not None:
+        lines.append(f"the capture threads spent {row['capture_ns_per_frame']:.1f} ns of CPU "
+                     f"per frame"
+                     + (f"; the model spent {row['model_ns_per_frame']:.1f} ns per frame "
+                        f"catching up with the wire"
+                        if row["model_ns_per_frame"] is not None else ""))
+    return lines
+
+
+def burst_part(P, x, chunks):
+    """The same burst twice: ring-only and WireCAP's pool. Returns (ring-only, wirecap) runs."""
+    from .bench import paper
+    runs = []
+    for cfg in (("ring-only", SEGMENT, RING // SEGMENT + 1), (None, SEGMENT, chunks)):
+        runs.append(dict(paper.run_burst(cfg, P, None, x), label=paper.label(cfg),
+                         capacity=cfg[1] * cfg[2], M=cfg[1], R=cfg[2]))
+    return runs
+
+
+def burst_lines(runs, x):
+    from .bench import paper
+    P = runs[0]["P"]
+    lines = [f"a burst of {_n(P)} frames at line rate into one queue read by pkt_handler at "
+             f"x={x}:", ""]
+    head = ["", *(r["label"] for r in runs)]
+    rows = [["buffers R*M", *(_n(r["capacity"]) for r in runs)],
+            ["Pin measured (frames/s)", *(f"{r['pin_pps']:,.0f}" for r in runs)],
+            ["Pp measured (frames/s)", *(f"{r['pp_pps']:,.0f}" if r["pp_pps"] else "-"
+                                         for r in runs)]]
+    bounds = [paper.bound(r["pin_pps"], r["pp_pps"], r["M"], r["R"]) for r in runs]
+    rows += [["loss-free up to Pin*R*M/(Pin-Pp)", *(f"{b:,.0f}" if b else "any P"
+                                                     for b in bounds)],
+             ["processed + buffered", *(_n(r["processed"] + r["buffered"]) for r in runs)],
+             ["lost", *(f"{_n(r['dropped'])} ({100 * r['drop_rate']:.1f} %)" for r in runs)],
+             ["every frame accounted for", *("yes" if r["accounted"] else "NO" for r in runs)]]
+    w0 = max(len(r[0]) for r in rows)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)][1:]
+    for r in [head] + rows:
+        lines.append(r[0].ljust(w0) + "  " + "  ".join(str(c).rjust(w)
+                                                        for c, w in zip(r[1:], widths)))
+    ring, wc = runs
+    lines.append("")
+    lines.append(f"=> ring-only lost {100 * ring['drop_rate']:.1f} % of the burst; WireCAP's "
+                 f"pool lost {'nothing' if wc['dropped'] == 0 else _n(wc['dropped'])}.")
+    return lines
+
+
+ADVICE = [
+    "wirecap bench linerate --quick        # the line-rate table: every consumer, 1 and 4 "
+    "queues",
+    "wirecap bench paper --figure 9 --quick # the paper's Figure 9 against the model",
+    "wirecap capture -i sim:0 --queues 4 --traffic count=1e7,size=64 -w /dev/shm/x.pcap",
+]
+
+
 def demo(args):
-    from .engine import Engine
-    from .sim import TrafficProfile, line_rate_pps
-    profile = TrafficProfile.parse(args.traffic)
-    with Engine("sim:0", queues=args.queues, mode=args.mode, segment=args.segment,
-                chunks=args.chunks) as eng:
-        wire = eng.nics[0].port.wire
-        print(f"sim:0  82599 model, {args.queues} RSS queue(s), {args.mode} mode, "
-              f"pools of R={args.chunks} chunks x M={args.segment} buffers per queue")
-        print(f"wire:  {profile.count:,} frames of {profile.mean_size:g} B in {profile.flows} "
-              f"flow(s) at {profile.pps / 1e6:.2f} Mpps (line rate "
-              f"{line_rate_pps(profile.mean_size) / 1e6:.2f})\n")
-        read = 0
-        with stats.Sampler(eng, interval=0.005) as sampler:
-            wire.play(profile)
-            quiet = time.monotonic() + 0.2
-            queues = [w.capture_q for w in eng.workers]
-            while wire.running or time.monotonic() < quiet:
-                for q in range(len(eng.workers)):
-                    while (c := eng.next_chunk(q, timeout=0)) is not None:
-                        read += len(c)
-                        c.release()
-                        quiet = time.monotonic() + 0.2
-                select.select(queues, [], [], 0.01)     # wakes as soon as a chunk waits
-        st = wire.stats()
-        snap = stats.snapshot(eng)
-        print(f"played {st['sent']:,} frames in {st['elapsed_s']:.3f} s "
-              f"({st['rate_pps'] / 1e6:.2f} Mpps)\n")
-        print(snap)
-        occupancy = sampler.to_pandas().groupby("queue")[["capture_queue", "captured"]].max()
-        print("\npeak chunks waiting for the reader per queue: "
-              + ", ".join(f"q{q} {int(v)}" for q, v in occupancy["captured"].items()))
-        tot = snap.totals
-        hw = snap.devices[0]["counters"]
-        missed = sum(hw.get(f"MPC{i}", 0) for i in range(8))    # packet buffer overflow
-        pending = eng.nics[0].port.pending()
-        ok = read + tot["nic_dropped"] + missed + pending == st["sent"]
-        print(f"\nsent {st['sent']:,} = read by this demo {read:,} + dropped and counted by "
-              f"the NIC {tot['nic_dropped'] + missed:,} + waiting on chip {pending:,}: "
-              f"{'every frame accounted for' if ok else 'MISMATCH'}")
-        if not ok:
-            raise WirecapError("frames went missing: this is a bug, please report it")
-        if tot["nic_dropped"] and not any(q["pool_empty"] for q in snap.queues):
-            threads = len(eng.workers) + 2          # capture threads, the wire, this reader
-            print(f"\nThe pools never ran dry: the NIC dropped while a capture thread waited "
-                  f"for a core\n({threads} busy threads on {os.cpu_count()} cores here) and "
-                  f"its ring of {eng.workers[0].rxq.ndesc} descriptors filled up. A core per "
-                  f"capture thread\n(Engine(cpus=...)), as on the paper's testbed, or a "
-                  f"longer ring (ndesc=4096) makes them rare.")
+    if not 1 <= args.queues <= 16:
+        raise WirecapError(f"--queues {args.queues}: RSS spreads over 1 to 16 queues")
+    if args.frames < 1 or args.burst < 1 or args.x < 0:
+        raise WirecapError("--frames and --burst must be positive, --x at least 0")
+    print(f"1. line rate: sim:0, the 82599 model, {args.queues} RSS queue(s), rings of {RING} "
+          f"descriptors, pools of R=100 chunks x M={SEGMENT}\n")
+    row = line_rate_part(args.frames, args.queues)
+    print(row["snapshot"])
+    print("\n" + "\n".join(line_rate_lines(row)))
+    print(f"\n2. a burst into a slow consumer: ring-only (R = N/M + 1 = "
+          f"{RING // SEGMENT + 1}, as DPDK or netmap buffer a ring's worth) against WireCAP's "
+          f"pool (R = {args.chunks})\n")
+    runs = burst_part(args.burst, args.x, args.chunks)
+    print("\n".join(burst_lines(runs, args.x)))
+    print("\nmore:\n  " + "\n  ".join(ADVICE))
+    if not row["accounted"] or not all(r["accounted"] for r in runs):
+        raise WirecapError("frames went missing: this is a bug, please report it")

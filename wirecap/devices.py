@@ -50,10 +50,10 @@ class Device(Protocol):
     def tx_queue(self, index: int = 0, **kw):
         """Set up transmit queue ``index``: send(frame), forward(chunk, i), stats()."""
 
-    def set_filter(self, expression, queue=None) -> bool:
+    def set_filter(self, expression, queue=None, snaplen=None) -> bool:
         """Run the libpcap filter ``expression`` in the device, before packets take ring space
-        (on every queue, or on ``queue``): True if the device filters, False if it cannot
-        (the caller then filters in software)."""
+        (on every queue, or on ``queue``), keeping ``snaplen`` bytes of each where it can:
+        True if the device filters, False if it cannot (the caller then filters)."""
 
     def start(self, link_timeout: float = 5.0) -> None:
         """Let packets in."""

@@ -1,7 +1,7 @@
 """The capture engine (DESIGN §5): devices, receive queues, capture threads, buddy groups.
 
     with Engine("sim:0", queues=4, mode="advanced", threshold=0.6) as eng:
-        for chunk in eng.chunks(0):        # or eng.handle(0) for the pcap-style API
+        for chunk in eng.chunks(0):        # or wirecap.pcap.Handle(eng, 0), pcap-style
             ...
             chunk.release()
 
@@ -202,10 +202,13 @@ class Engine:
         raise WirecapError(f"device {device!r}: this engine has "
                            f"{', '.join(n.name for n in self.nics)} (or their indexes)")
 
-    def handle(self, queue=0, **kw):
-        """A pcap-style handle (wirecap.pcap.Handle) on ``queue``."""
-        from .pcap import Handle
-        return Handle(self, queue, **kw)
+    def rx_queue(self, queue=0):
+        """The receive queue (a wirecap._ring.RxRing: device, index, stats) behind ``queue``."""
+        return self._worker(queue).rxq
+
+    def fileno(self, queue=0):
+        """A descriptor readable while captured chunks wait for ``queue`` (select, poll)."""
+        return self._worker(queue).capture_q.fileno()
 
     def _worker(self, queue):
         if not 0 <= queue < len(self.workers):

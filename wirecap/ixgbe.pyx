@@ -1,15 +1,37 @@
-"""The Intel 82599 register map (see ixgbe.pxd, the one place where it is written).
+"""The Intel 82599 register map, generated into ixgbe.pxd from wirecap/registers/82599.txt.
 
 Python sees every register and bit as a plain int (``ixgbe.CTRL``, ``ixgbe.RXDCTL_ENABLE``) and
-every per-index register as a function (``ixgbe.RDT(3)``) that rejects indices the datasheet does
-not define.
+every register with entries as a function (``ixgbe.RDT(3)``) that rejects indices the datasheet
+does not define.
 """
 import enum as _enum
 
-cdef int _index(int i, int n, str name) except -1:
-    if not 0 <= i < n:
-        raise IndexError(f"{name}({i}): the 82599 defines {name}(0) to {name}({n - 1})")
-    return i
+from wirecap.registers.table import load as _load
+
+
+cdef int _bad_index(int i, str name, int n) except -1:
+    raise IndexError(f"{name}({i}): the 82599 defines {name}(0) to {name}({n - 1})")
+
+
+def _entry_function(name, reg, alias):
+    pieces = reg.aliases if alias else reg.pieces
+    count = pieces[len(pieces) - 1].hi + 1      # (no negative indexing: wraparound is off)
+
+    def offset(int i):
+        for p in pieces:
+            if p.lo <= i <= p.hi:
+                return p.offset(i)
+        _bad_index(i, name, count)
+    offset.__name__ = offset.__qualname__ = name
+    offset.__doc__ = f"BAR0 offset of {name}(i): {reg.desc or reg.name} (datasheet {reg.section})"
+    return offset
+
+
+for _reg in _load().registers.values():
+    if _reg.indexed:
+        globals()[_reg.name] = _entry_function(_reg.name, _reg, False)
+        if _reg.aliases:
+            globals()[_reg.name + "_ALIAS"] = _entry_function(_reg.name + "_ALIAS", _reg, True)
 
 
 def indices(fn):

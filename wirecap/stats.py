@@ -35,10 +35,28 @@ QUEUE_COLUMNS = {
     "armed": "pool chunks attached to descriptor segments",
     "captured": "pool chunks holding captured packets",
 }
+_COLUMN_HELP = dict(QUEUE_COLUMNS, queue="the engine's queue index", **{"drop_%": "nic_dropped as a share of the packets the "
+                                              "queue was offered (packets + nic_dropped)"})
+# the text table's columns by priority: as many as fit in TABLE_WIDTH characters
+NARROW_COLUMNS = ("queue", "device", "packets", "nic_dropped", "drop_%", "capture_queue_peak",
+                  "free", "armed", "captured", "offloaded_out", "offloaded_in", "capture_queue",
+                  "flushes", "bytes", "rx_queue", "captured_chunks", "recycled")
+TABLE_WIDTH = 100
 SAMPLE_COLUMNS = ("t", "queue", "capture_queue", "free", "armed", "captured", "packets",
                   "nic_dropped")
 _SUMMED = ("packets", "bytes", "nic_dropped", "captured_chunks", "recycled", "offloaded_out",
            "offloaded_in", "flushes", "capture_queue", "free", "armed", "captured")
+
+
+def table(headers, rows):
+    """Rows under headers, right-aligned, numbers with thousands separators (the text form
+    of a table; the benchmarks print theirs with it too)."""
+    cells = [[_format(v) for v in r] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(map(str, headers), *cells)]
+    lines = ["  ".join(str(h).rjust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
 
 
 class Snapshot:
@@ -66,26 +84,68 @@ class Snapshot:
                                  for d in self.devices]).set_index("device")
         raise ValueError(f"level={level!r}: 'queues' or 'devices'")
 
-    def rows(self):
-        """Header and string rows of the per-queue table, with a total line."""
-        cols = ["queue", *QUEUE_COLUMNS]
-        out = [[str(q[c]) for c in cols] for q in self.queues]
+    def rows(self, columns=None):
+        """Header and rows of the per-queue table (``columns``: every one by default, in
+        QUEUE_COLUMNS order, with ``drop_%``), a total line when there are several queues.
+        Values stay numbers; table() and the HTML table format them."""
+        cols = ["queue", *QUEUE_COLUMNS, "drop_%"] if columns is None else list(columns)
+        out = [[_value(q, c) for c in cols] for q in self.queues]
         if len(self.queues) > 1:
-            tot = self.totals
-            out.append(["all", "", ""] + [str(tot.get(c, "")) for c in cols[3:]])
+            tot = dict(self.totals, queue="all", device="", rx_queue="")
+            out.append([_value(tot, c) for c in cols])
         return cols, out
 
+    def table(self, wide=False, width=TABLE_WIDTH):
+        """The per-queue table as text: the longest prefix of NARROW_COLUMNS that fits in
+        ``width`` characters (``wide``: every column, however wide)."""
+        cols, rows = self.rows()
+        if not wide:
+            keep = []
+            for c in NARROW_COLUMNS:
+                if _text_width(*self.rows([*keep, c])) > width:
+                    break
+                keep.append(c)
+            cols, rows = self.rows(keep)
+        return table(cols, rows)
+
     def __str__(self):
-        from .bench.report import table
-        return table(*self.rows())
+        return self.table()
+
+    def __repr__(self):
+        tot = self.totals
+        when = time.strftime("%H:%M:%S", time.localtime(self.t))
+        devices = ", ".join(d["device"] for d in self.devices)
+        return (f"<Snapshot {when} of {devices}, {len(self.queues)} queue"
+                f"{'s' if len(self.queues) != 1 else ''}: {tot['packets']:,} packets, "
+                f"{tot['nic_dropped']:,} dropped ({_drop_pct(tot):.2f} %), "
+                f"{tot['capture_queue']:,} chunks waiting>")
 
     def _repr_html_(self):
         cols, rows = self.rows()
-        head = "".join(f'<th title="{html.escape(QUEUE_COLUMNS.get(c, c))}">{c}</th>'
+        head = "".join(f'<th title="{html.escape(_COLUMN_HELP.get(c, c))}">{html.escape(c)}</th>'
                        for c in cols)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>"
-                       for r in rows)
-        return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        body = "".join("<tr>" + "".join(
+            f'<td style="text-align:{"left" if isinstance(v, str) else "right"}">'
+            f"{html.escape(_format(v))}</td>" for v in r) + "</tr>" for r in rows)
+        return (f"<table><caption>{html.escape(repr(self))}</caption><thead><tr>{head}</tr>"
+                f"</thead><tbody>{body}</tbody></table>")
+
+
+def _drop_pct(counts):
+    offered = counts["packets"] + counts["nic_dropped"]
+    return 100.0 * counts["nic_dropped"] / offered if offered else 0.0
+
+
+def _value(row, column):
+    return round(_drop_pct(row), 2) if column == "drop_%" else row.get(column, "")
+
+
+def _format(v):
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+def _text_width(cols, rows):
+    return sum(max(len(_format(x)) for x in col) for col in zip(cols, *rows)) + 2 * (len(cols) - 1)
 
 
 def snapshot(engine):

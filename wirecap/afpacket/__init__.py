@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 
-from .._bpf import kernel_program
+from .._bpf import MAX_SNAPLEN, kernel_program
 from ..errors import WirecapError
 from . import _ring
 from ._ring import AfRxQueue, AfTxQueue
@@ -201,11 +201,13 @@ class AfPacket:
         self._tx.append(q)
         return q
 
-    def set_filter(self, expression, queue=None):
+    def set_filter(self, expression, queue=None, snaplen=MAX_SNAPLEN):
         """Compile ``expression`` with libpcap and let the kernel run it on every queue (or on
-        ``queue``) before packets enter the rings; None or "" accepts everything. True: the
-        kernel filters (the Device protocol)."""
-        program = kernel_program(expression) if expression else None
+        ``queue``) before packets enter the rings, keeping ``snaplen`` bytes of each (the
+        wire length stays in the metadata); None or "" accepts everything. True: the kernel
+        filters (the Device protocol)."""
+        program = kernel_program(expression or "", snaplen=snaplen) \
+            if expression or snaplen < MAX_SNAPLEN else None
         for q in self._queues:
             if queue is None or q.index == queue:
                 q.set_filter(program)

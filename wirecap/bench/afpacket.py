@@ -66,10 +66,11 @@ def _consume(kind, iface, cost_ns):
         result["drops"] = p.stats()[1]
     else:
         from ..engine import Engine
+        from ..pcap import Handle
         eng = Engine(f"afpacket:{iface}", flush_us=TIMEOUT_MS * 1000).start()
         try:
             if kind == "wirecap-loop":
-                h = eng.handle(0, timeout_ms=TIMEOUT_MS)
+                h = Handle(eng, 0, timeout_ms=TIMEOUT_MS)
 
                 def read():
                     return h.dispatch(-1, cb)

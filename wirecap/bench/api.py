@@ -15,6 +15,7 @@ import time
 from .. import sim
 from ..dump import PcapWriter
 from ..engine import Engine
+from ..pcap import Handle
 from ..sim import TrafficProfile
 from . import report
 
@@ -51,7 +52,7 @@ def _rounds(eng, wire, rounds, deliver):
 
 def loop_rate(rounds):
     eng, wire = _engine()
-    h = eng.handle(0)
+    h = Handle(eng, 0)
     try:
         return _rounds(eng, wire, rounds, lambda n: h.loop(n, _nothing))
     finally:

@@ -54,11 +54,32 @@ def add_commands(sub):
     h.add_argument("--json", action="store_true", help="print JSON instead of a table")
     h.set_defaults(func=_run_handler)
 
+    lr = which.add_parser("linerate", help="64-byte frames at 14.88 Mpps from the model, "
+                                           "captured end to end: loss, CPU per frame")
+    lr.add_argument("--frames", type=lambda t: int(float(t)), default=None,
+                    help="frames per run (default 1e8; 1e7 with --quick)")
+    lr.add_argument("--quick", action="store_true", help="10^7 frames per run")
+    lr.add_argument("--repeats", type=int, default=3, help="runs per configuration")
+    lr.add_argument("--queues", type=_queues, default=[1, 4], help="RSS queue counts, e.g. 1,4")
+    lr.add_argument("--consumers", type=lambda t: t.split(","),
+                    default=["chunks", "pcap", "loop", "handler"],
+                    help="comma-separated: chunks, pcap, loop, handler")
+    lr.add_argument("--ndesc", type=int, default=1024, help="descriptors per receive ring N")
+    lr.add_argument("--segment", type=int, default=256, help="descriptor segment size M")
+    lr.add_argument("--chunks", type=int, default=100, help="WireCAP's pool size R")
+    lr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lr.set_defaults(func=_run_linerate)
+
     pp = which.add_parser("paper", help="the paper's experiments: --figure 8, 9, 10 or "
                                         "imbalance (table, --json, --png)")
     from .paper_args import add_arguments
     add_arguments(pp)
     pp.set_defaults(func=_run_paper)
+
+
+def _run_linerate(args):
+    from . import linerate
+    linerate.run(args)
 
 
 def _run_handler(args):

@@ -7,22 +7,17 @@ whose buffering is the NIC ring (the driver needs one spare chunk: R = N/M + 1, 
 ``imbalance``: four queues, one of them receiving most of the flows, a handler per queue at a
 fixed x; basic mode against advanced mode at several offloading thresholds T.
 
-How a burst is played. The bench thread paces the model's wire itself (``wire.send`` of the
-frames due at Pin, every ~0.1 ms). On the paper's testbed the capture thread has a core of its
-own and re-arms a segment within microseconds; on a small shared machine it can be descheduled
-for milliseconds, and a ring of 1024 would overflow although the pool has free chunks. So the
-sender never puts more frames on the wire than the ring has armed descriptors for while a
-queue's pool still has chunks to arm (it waits for the capture thread, and reports how long);
-once a pool is exhausted it sends regardless and the NIC drops and counts. What is measured is
-then the buffering of the ring buffer pool against the handler's processing rate, which is the
-paper's subject, not this machine's scheduler.
+How a burst is played. The model runs on the driver's clock: the wire holds each frame's
+arrival time at Pin (line rate by default), and the model delivers every frame due whenever
+the capture thread touches the device, each meeting the ring as silicon would have at its
+arrival time. Nothing waits for the capture thread: if it comes too late to re-arm a segment,
+the NIC drops and counts, as it would on the paper's testbed.
 
-Rates. The model cannot play 14.88 Mpps in real time while a capture thread and a handler
-share two cores, so bursts play at ``--rate`` and the handler processes at Pp with
-Pp/Pin = 38,844 / 14,880,000 as in Figure 9: its load x is set (from the measured cost of one
-unit of work and a probe burst) for a little more than that rate, and it is capped at Pp. Both
-rates are measured in every run and reported; the loss-free bound Pin*R*M/(Pin - Pp) is
-computed from the measured ones.
+Rates. Pin defaults to 14.88 Mpps, the paper's; the handler runs at the paper's x (0 for
+Figure 8, 300 for Figures 9 and 10) and its processing rate Pp is measured in every run and
+reported, as is Pin; the loss-free bound Pin*R*M/(Pin - Pp) is computed from the measured
+medians. One unit of work costs about as much here as the paper's (see ``_handler``), so Pp
+lands near the paper's 38,844 frames/s.
 
 Accounting is exact per run: when the burst has been played (drops are final then) the handler
 stops; the packets still buffered (ring, capture queue, the handler's unfinished chunk) are
@@ -33,7 +28,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import _pmd, ixgbe, sim
+from .. import _pmd, sim
 from ..engine import Engine
 from ..errors import WirecapError
 from ..sim import TrafficProfile, line_rate_pps
@@ -45,12 +40,12 @@ PAPER_PP = 38_844                       # pkt_handler at x = 300 on 2.4 GHz (§4
 PAPER_RATIO = PAPER_PP / PAPER_PIN
 RING_ONLY = ("ring-only", 64, N // 64 + 1)
 FIGURES = {
-    "8": {"title": "Figure 8: basic mode, no processing load (x = 0)", "load": "none",
+    "8": {"title": "Figure 8: basic mode, no processing load (x = 0)", "x": 0,
           "configs": [(None, 64, 100), (None, 128, 100), (None, 256, 100), (None, 256, 500),
                       RING_ONLY]},
-    "9": {"title": "Figure 9: basic mode, heavy processing load (Pp/Pin as at x = 300)",
-          "load": "paper", "configs": [(None, 256, 100), (None, 256, 500), RING_ONLY]},
-    "10": {"title": "Figure 10: R*M fixed, heavy processing load", "load": "paper",
+    "9": {"title": "Figure 9: basic mode, heavy processing load (x = 300)", "x": 300,
+          "configs": [(None, 256, 100), (None, 256, 500), RING_ONLY]},
+    "10": {"title": "Figure 10: R*M fixed, heavy processing load (x = 300)", "x": 300,
            "configs": [(None, 64, 400), (None, 128, 200), (None, 256, 100)]},
 }
 FULL_P = [m * 10 ** e for e in range(3, 7) for m in (1, 2, 5)] + [10 ** 7]
@@ -69,11 +64,6 @@ PAPER_NOTES = {
 def label(cfg):
     name, m, r = cfg
     return f"{name} ({m},{r})" if name else f"WireCAP-B-({m},{r})"
-
-
-def _fresh_model():
-    # every run starts from a power-on model port, as a test does
-    sim.reset()
 
 
 class Progress:
@@ -103,51 +93,18 @@ class Progress:
 
 
 # ----------------------------------------------------------------------------- playing
-def play(eng, profile, pin, progress=None, max_wait=0.5):
-    """Put ``profile`` on the wire of ``eng``'s model port at ``pin`` frames/s, never ahead
-    of a capture thread that has chunks to arm (see the module's doc). Returns the sender's
+def play(eng, profile, progress=None):
+    """Play ``profile`` on the wire of ``eng``'s model port and wait until it is played out
+    (its last frame due, delivered or dropped: drops are final then). Returns the wire's
     measurements."""
-    nic = eng.nics[0]
-    dev, wire = nic.port, nic.port.wire
-    queues = [(w.rxq, w, ixgbe.RDH(w.rxq.index), ixgbe.RDT(w.rxq.index)) for w in eng.workers]
-    wire.send(profile, count=0)                       # load the profile, send nothing yet
-    total = profile.count
-    waits, waited = 0, 0.0
-    t0 = time.perf_counter()
-    while wire.sent < total:
-        due = min(total, int((time.perf_counter() - t0) * pin) + 1)
-        k = due - wire.sent
-        if k <= 0:
-            time.sleep(50e-6)
-            continue
-        for rxq, w, rdh, rdt in queues:
-            room = (dev.read32(rdt) - dev.read32(rdh)) % rxq.ndesc
-            if room < k and (rxq.stats()["free"] or w.stats()["recycle_queue"]):
-                k = room                    # the pool can re-arm: wait for capture, not drop
-        if k <= 0:
-            t = time.perf_counter()
-            waits += 1
-            end = t + max_wait
-            while time.perf_counter() < end and _capture_lags(dev, queues):
-                time.sleep(20e-6)
-            waited += time.perf_counter() - t
-            if _capture_lags(dev, queues):  # a capture thread that does not run: stop waiting
-                wire.send(count=min(due - wire.sent, N))
-            continue
-        wire.send(count=k)
+    wire = eng.nics[0].port.wire
+    wire.play(profile)
+    while wire.running or wire.sent < profile.count:
         if progress is not None:
             progress.show(wire.sent)
-    elapsed = time.perf_counter() - t0
-    return {"sent": wire.sent, "elapsed_s": elapsed, "pin_pps": wire.sent / elapsed,
-            "capture_waits": waits, "capture_wait_s": waited}
-
-
-def _capture_lags(dev, queues):
-    for rxq, w, rdh, rdt in queues:
-        if (dev.read32(rdt) - dev.read32(rdh)) % rxq.ndesc == 0 and \
-                (rxq.stats()["free"] or w.stats()["recycle_queue"]):
-            return True
-    return False
+        time.sleep(0.002)
+    st = wire.stats()
+    return {"sent": st["sent"], "elapsed_s": st["elapsed_s"], "pin_pps": st["rate_pps"]}
 
 
 def settle(eng, handlers, timeout=10.0):
@@ -173,18 +130,18 @@ def settle(eng, handlers, timeout=10.0):
 
 
 def run_burst(cfg, P, pin, x, max_pps=0, flows=16, progress=None):
-    """One burst of P 64-byte frames into a single queue of geometry ``cfg``, processed by a
-    handler at load ``x`` (capped at ``max_pps`` if given)."""
+    """One burst of P 64-byte frames at ``pin`` frames/s (None: line rate) into a single queue
+    of geometry ``cfg``, processed by a handler at load ``x`` (capped at ``max_pps`` if
+    given)."""
     _, m, r = cfg
-    _fresh_model()
+    sim.reset()                         # every run starts from a power-on model port
     t0 = time.monotonic()
     eng = Engine("sim:0", queues=1, segment=m, chunks=r, ndesc=N, flush_us=1000)
     try:
-        with _QuickGil():
-            eng.start()
-            hs = handler.MultiHandler([handler.PktHandler(eng, 0, x, max_pps).start()])
-            sent = play(eng, TrafficProfile(count=P, sizes=(64,), flows=flows), pin, progress)
-            processed, buffered, dropped, delivered, settled = settle(eng, hs)
+        eng.start()
+        hs = handler.MultiHandler([handler.PktHandler(eng, 0, x, max_pps).start()])
+        sent = play(eng, TrafficProfile(count=P, sizes=(64,), flows=flows, rate=pin), progress)
+        processed, buffered, dropped, delivered, settled = settle(eng, hs)
         h = hs[0].stats()
     finally:
         eng.close()
@@ -192,20 +149,7 @@ def run_burst(cfg, P, pin, x, max_pps=0, flows=16, progress=None):
             "dropped": dropped, "drop_rate": dropped / sent["sent"],
             "accounted": settled and sent["sent"] == processed + buffered + dropped,
             "pin_pps": sent["pin_pps"], "pp_pps": h["rate_pps"] if x else None,
-            "capture_waits": sent["capture_waits"], "capture_wait_s": sent["capture_wait_s"],
             "wall_s": time.monotonic() - t0}
-
-
-class _QuickGil:
-    """The sender and the handlers share one interpreter; the default 5 ms GIL switch
-    interval would let the sender hold off a handler for longer than a ring lasts."""
-
-    def __enter__(self):
-        self.old = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)
-
-    def __exit__(self, *exc):
-        sys.setswitchinterval(self.old)
 
 
 def bound(pin, pp, m, r):
@@ -213,42 +157,14 @@ def bound(pin, pp, m, r):
     return pin * r * m / (pin - pp) if pp is not None and pin > pp else None
 
 
-HEADROOM = 0.7     # x is set for Pp/HEADROOM; the cap then holds the rate at Pp
-
-
-def x_in_situ(pp, pin, unit_ns, seconds=0.5):
-    """The x at which a handler processes ``pp`` frames/s while the sender and the capture
-    thread run beside it (on two shared cores, or hyperthreads, a unit costs more than when
-    measured alone): one probe burst at the estimate, then x scaled by the rate achieved.
-    Returns (x, the probe's measured Pp at the estimate)."""
-    x0 = handler.x_for_rate(pp, unit_ns)
-    probe = run_burst((None, 256, 100), int(pin * seconds), pin, x0)
-    got = probe["pp_pps"] or pp
-    return max(1, round(x0 * got / pp)), {"x": x0, "pp_pps": got}
-
-
-def load_for(kind, pin, unit_ns):
-    """(x, target Pp, probe) for a figure's load: none, or the paper's Pp/Pin. The handler's
-    speed at a given x varies by a factor of two from run to run on a shared machine, so x is
-    set for a little more than the target and the handler is capped at the target (it does
-    x units per packet and waits out the rest of 1/Pp)."""
-    if kind == "none":
-        return 0, None, None
-    pp = pin * PAPER_RATIO
-    x, probe = x_in_situ(pp / HEADROOM, pin, unit_ns)
-    return x, pp, probe
-
-
-def figure(fig, ps=None, pin=2e6, x=None, repeats=1, progress=True):
-    """Run one of Figures 8, 9 and 10, each burst ``repeats`` times; returns the result
+def figure(fig, ps=None, pin=None, x=None, repeats=1, progress=True):
+    """Run one of Figures 8, 9 and 10, each burst ``repeats`` times, at ``pin`` frames/s
+    (None: line rate) with the handler at the paper's x (or ``x``); returns the result
     (``text`` and ``png`` render it)."""
     spec = FIGURES[str(fig)]
     ps = list(ps or FULL_P)
     unit = handler.calibrate()
-    if x is None:
-        load_x, pp_target, probe = load_for(spec["load"], pin, unit["median"])
-    else:
-        load_x, pp_target, probe = x, None, None
+    load_x = spec["x"] if x is None else x
     bar = Progress(len(spec["configs"]) * sum(ps) * repeats,
                    enabled=None if progress else False)
     t0 = time.monotonic()
@@ -260,8 +176,8 @@ def figure(fig, ps=None, pin=2e6, x=None, repeats=1, progress=True):
                 for k in range(repeats):
                     bar.show(what=f"fig {fig}: {label(cfg)} P={p:,}" +
                              (f" ({k + 1}/{repeats})" if repeats > 1 else ""), force=True)
-                    rows.append(dict(run_burst(cfg, p, pin, load_x, pp_target or 0,
-                                               progress=bar), repeat=k))
+                    rows.append(dict(run_burst(cfg, p, pin, load_x, progress=bar),
+                                     repeat=k))
                     bar.done += p
                 drops.append({"P": p, **report.spread([r["drop_rate"] for r in rows[-repeats:]])})
             # rates from bursts long enough to mean something (P >= 10,000 when there are any)
@@ -281,12 +197,10 @@ def figure(fig, ps=None, pin=2e6, x=None, repeats=1, progress=True):
         bar.close()
     return {"title": f"wirecap bench paper: {spec['title']}", "figure": str(fig),
             "machine": report.machine(), "ndesc": N, "frame_size": 64,
-            "rate_target_pps": pin, "line_rate_pps": line_rate_pps(64),
-            "repeats": repeats, "x": load_x, "unit_ns": unit, "pp_target_pps": pp_target,
-            "x_probe": probe,
-            "paper": {"pin_pps": PAPER_PIN, "pp_pps": PAPER_PP if spec["load"] != "none"
-                      else None, "x": 300 if spec["load"] != "none" else 0,
-                      "result": PAPER_NOTES[str(fig)]},
+            "rate_target_pps": pin or line_rate_pps(64), "line_rate_pps": line_rate_pps(64),
+            "repeats": repeats, "x": load_x, "unit_ns": unit,
+            "paper": {"pin_pps": PAPER_PIN, "pp_pps": PAPER_PP if spec["x"] else None,
+                      "x": spec["x"], "result": PAPER_NOTES[str(fig)]},
             "wall_s": time.monotonic() - t0, "configs": out}
 
 
@@ -315,25 +229,26 @@ def skewed_weights(flows, queues, heavy_share):
 
 IMBALANCE = {"queues": 4, "heavy_share": 0.9, "M": 64, "R": 64, "flows": 32, "x": 30,
              "handler_pps": 20_000,             # each handler's rate: a core of its own
-             "overload": 1.5,                   # queue 0's rate / one handler's rate
+             "overload": 1.5,                   # queue 0's mean rate / one handler's rate
+             "burst": 1000,                     # frames per burst at line rate
              "modes": [("basic", None), ("advanced", 0.2), ("advanced", 0.5),
                        ("advanced", 0.8)]}
 
 
-def run_imbalance(mode, threshold, frames, pin, spec=IMBALANCE, progress=None):
-    _fresh_model()
+def run_imbalance(mode, threshold, frames, rate, spec=IMBALANCE, progress=None):
+    sim.reset()                         # every run starts from a power-on model port
     t0 = time.monotonic()
     q = spec["queues"]
     eng = Engine("sim:0", queues=q, mode=mode, threshold=threshold or 0.6, segment=spec["M"],
                  chunks=spec["R"], ndesc=N, flush_us=1000)
     weights = skewed_weights(spec["flows"], q, spec["heavy_share"])
     try:
-        with _QuickGil():
-            eng.start()
-            hs = handler.multi_pkt_handler(eng, spec["x"], max_pps=spec["handler_pps"])
-            sent = play(eng, TrafficProfile(count=frames, sizes=(64,), flows=spec["flows"],
-                                            weights=weights), pin, progress)
-            processed, buffered, dropped, delivered, settled = settle(eng, hs)
+        eng.start()
+        hs = handler.multi_pkt_handler(eng, spec["x"], max_pps=spec["handler_pps"])
+        sent = play(eng, TrafficProfile(count=frames, sizes=(64,), flows=spec["flows"],
+                                        weights=weights, rate=rate,
+                                        burst=min(spec["burst"], frames)), progress)
+        processed, buffered, dropped, delivered, settled = settle(eng, hs)
         st = eng.stats()
     finally:
         eng.close()
@@ -342,8 +257,7 @@ def run_imbalance(mode, threshold, frames, pin, spec=IMBALANCE, progress=None):
             "sent": sent["sent"], "processed": processed, "buffered": buffered,
             "dropped": dropped, "drop_rate": dropped / sent["sent"],
             "accounted": settled and sent["sent"] == processed + buffered + dropped,
-            "pin_pps": sent["pin_pps"], "capture_waits": sent["capture_waits"],
-            "capture_wait_s": sent["capture_wait_s"],
+            "rate_pps": sent["pin_pps"],
             "queues": [{"queue": i, "packets": s["nic_delivered"] + s["nic_dropped"],
                         "dropped": s["nic_dropped"], "offloaded_out": s["offloaded_out"],
                         "offloaded_in": s["offloaded_in"],
@@ -357,22 +271,25 @@ def imbalance(seconds=3.0, progress=True, spec=IMBALANCE):
     """Basic vs advanced mode under long-term imbalance. Four handlers cannot each have a
     core on a small machine, so each stands for one: it does x units of work per packet and
     is capped at ``handler_pps`` (the cap, not CPU contention, sets its rate). Queue 0 gets
-    ``overload`` times what its handler processes; the four together have room to spare."""
-    pin = spec["handler_pps"] * spec["overload"] / spec["heavy_share"]
-    frames = int(pin * seconds)
+    ``overload`` times what its handler processes; the four together have room to spare.
+    Frames come in bursts of ``burst`` at line rate (Pin = 14.88 Mpps), spaced to keep the
+    mean rate."""
+    rate = spec["handler_pps"] * spec["overload"] / spec["heavy_share"]
+    frames = int(rate * seconds)
     bar = Progress(frames * len(spec["modes"]), enabled=None if progress else False)
     t0 = time.monotonic()
     rows = []
     try:
         for mode, t in spec["modes"]:
             bar.show(what=f"imbalance: {mode}" + (f" T={t}" if t else ""), force=True)
-            rows.append(run_imbalance(mode, t, frames, pin, spec, bar))
+            rows.append(run_imbalance(mode, t, frames, rate, spec, bar))
             bar.done += frames
     finally:
         bar.close()
     return {"title": "wirecap bench paper: long-term load imbalance, basic vs advanced mode",
             "figure": "imbalance", "machine": report.machine(), "ndesc": N, "frame_size": 64,
-            "rate_target_pps": pin, "x": spec["x"], "handler_pps": spec["handler_pps"],
+            "rate_target_pps": rate, "line_rate_pps": line_rate_pps(64), "x": spec["x"],
+            "handler_pps": spec["handler_pps"],
             "spec": {k: v for k, v in spec.items() if k != "modes"}, "seconds": seconds,
             "paper": {"result": PAPER_NOTES["imbalance"]},
             "wall_s": time.monotonic() - t0, "runs": rows}
@@ -396,14 +313,11 @@ def text(result):
     rates = []
     for c in result["configs"]:
         pin, pp = c["pin_pps"], c["pp_pps"]
-        waits = sum(row["capture_waits"] for row in c["runs"])
-        wait_s = sum(row["capture_wait_s"] for row in c["runs"])
         rates.append([c["label"], f"{pin['min']:,.0f}", f"{pin['median']:,.0f}",
                       f"{pin['max']:,.0f}"] +
                      ([f"{pp['min']:,.0f}", f"{pp['median']:,.0f}", f"{pp['max']:,.0f}",
                        f"{pp['median'] / pin['median']:.5f}"] if pp else ["-"] * 4) +
-                     [f"{waits} / {wait_s * 1e3:.1f} ms",
-                      "yes" if all(row["accounted"] for row in c["runs"]) else "NO"])
+                     ["yes" if all(row["accounted"] for row in c["runs"]) else "NO"])
     if result["repeats"] > 1:
         t += (f"\n(median of {result['repeats']} runs per cell; min..max where they differ: " +
               "; ".join(f"{c['label']} P={d['P']:g} {_pct(d['min'])}..{_pct(d['max'])}"
@@ -412,19 +326,14 @@ def text(result):
     t += ("\n\nmeasured rates (frames/s; min/median/max over the runs with P >= "
           f"{RATE_MIN_P:,} where there are any)\n")
     t += report.table(["configuration", "Pin min", "Pin median", "Pin max", "Pp min",
-                       "Pp median", "Pp max", "Pp/Pin", "capture waits", "exact"], rates)
+                       "Pp median", "Pp max", "Pp/Pin", "exact"], rates)
     u = result["unit_ns"]
     t += (f"\n\nring N={result['ndesc']}, 64-byte frames, target Pin "
           f"{result['rate_target_pps']:,.0f} frames/s (line rate "
           f"{result['line_rate_pps']:,.0f}); handler x={result['x']} "
-          f"(one unit {u['median']:.1f} ns, {u['min']:.1f}..{u['max']:.1f})")
-    if result["pp_target_pps"]:
-        t += (f", capped at the target Pp {result['pp_target_pps']:,.0f} frames/s = Pin x "
-              f"38,844/14,880,000 ({PAPER_RATIO:.5f})")
-    if result["x_probe"]:
-        t += (f"\nx set in situ for {1 / HEADROOM:.2f}x the target: a probe burst at "
-              f"x={result['x_probe']['x']} (from the unit cost alone) processed "
-              f"{result['x_probe']['pp_pps']:,.0f} frames/s")
+          f"(one unit {u['median']:.1f} ns, {u['min']:.1f}..{u['max']:.1f}); the paper: "
+          f"x={result['paper']['x']}" + (f", Pp {PAPER_PP:,} frames/s, Pp/Pin "
+                                           f"{PAPER_RATIO:.5f}" if result['paper']['x'] else ""))
     t += (f"\nexact: sent = processed + buffered + NIC-counted drops in every run; bound P = "
           f"Pin*R*M/(Pin-Pp) from the measured medians\npaper: {result['paper']['result']}"
           f"\nwall time {result['wall_s']:.1f} s")
@@ -440,15 +349,17 @@ def _imbalance_text(result):
                      " ".join(_pct(q["dropped"] / max(q["packets"], 1)) for q in qs),
                      f"{sum(q['offloaded_out'] for q in qs):,}",
                      " ".join(str(q["capture_queue_peak"]) for q in qs),
-                     f"{r['pin_pps']:,.0f}",
+                     f"{r['rate_pps']:,.0f}",
                      " ".join(f"{q['pp_pps']:,.0f}" for q in qs),
                      "yes" if r["accounted"] else "NO"])
     s = result["spec"]
     t = report.table(["mode", "drop rate", "dropped", "share per queue", "drops per queue",
-                      "offloaded", "capture-queue peak", "Pin", "Pp per handler", "exact"], rows)
+                      "offloaded", "capture-queue peak", "mean rate", "Pp per handler",
+                      "exact"], rows)
     t += (f"\n\n{s['queues']} queues, R={s['R']} chunks of M={s['M']}, {s['flows']} flows, queue 0"
-          f" gets {s['heavy_share']:.0%} of {result['seconds']:g} s at "
-          f"{result['rate_target_pps']:,.0f} frames/s; every handler x={result['x']}, capped "
+          f" gets {s['heavy_share']:.0%} of {result['seconds']:g} s at a mean "
+          f"{result['rate_target_pps']:,.0f} frames/s, in bursts of {s['burst']:,} at line "
+          f"rate ({result['line_rate_pps']:,.0f} frames/s); every handler x={result['x']}, capped "
           f"at {result['handler_pps']:,} frames/s (queue 0's load is {s['overload']}x that)"
           f"\npaper: {result['paper']['result']}\nwall time {result['wall_s']:.1f} s")
     return t
@@ -501,7 +412,7 @@ def png(result, path):
 def run(args):
     if args.repeats is not None and args.repeats < 1:
         raise WirecapError(f"--repeats {args.repeats}: run each burst at least once")
-    if args.rate is not None and not 0 < args.rate <= line_rate_pps(64):
+    if args.rate is not None and not 0 < args.rate <= line_rate_pps(64) * 1.000001:
         raise WirecapError(f"--rate {args.rate:g}: give 0 < Pin <= {line_rate_pps(64):,.0f} "
                            f"frames/s (10 GbE line rate for 64-byte frames)")
     if args.figure == "imbalance":
@@ -509,7 +420,7 @@ def run(args):
     else:
         ps = args.p or (QUICK_P if args.quick else None)
         repeats = args.repeats or (1 if args.quick or args.p else 3)
-        result = figure(args.figure, ps, args.rate or 2e6, args.x, repeats)
+        result = figure(args.figure, ps, args.rate, args.x, repeats)
     if args.png:
         png(result, args.png)
     report.emit(result, text(result), args.json)

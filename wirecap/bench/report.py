@@ -5,6 +5,7 @@ import platform
 import statistics
 import sys
 
+from ..stats import table       # the benchmarks print their tables as stats does
 
 def machine():
     cpu = platform.processor() or platform.machine()
@@ -21,15 +22,6 @@ def spread(samples):
     """min/median/max of repeated measurements (never a single number: the machine is noisy)."""
     return {"min": min(samples), "median": statistics.median(samples), "max": max(samples),
             "n": len(samples)}
-
-
-def table(headers, rows):
-    """Rows of strings under headers, columns right-aligned."""
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    lines = ["  ".join(str(h).rjust(w) for h, w in zip(headers, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
 
 
 def emit(result, text, as_json, out=None):

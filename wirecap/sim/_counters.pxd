@@ -30,6 +30,7 @@ cdef enum:
     D_TX_FAULT          # transmit descriptor or buffer read faulted: frame not sent
     D_TX_LINK_DOWN      # frames completed while the link was down: not on the wire
     D_QUEUE_REFUSED     # RXDCTL/TXDCTL.ENABLE writes refused (bad ring geometry, TE off)
+    D_UNKNOWN_ACCESS    # reads and writes of BAR0 offsets where no register is
     D_COUNT
 
 

@@ -5,4 +5,4 @@ clear-on-read behaviour. Here: the names of the model-only diagnostics.
 """
 
 DIAGNOSTICS = ("wire_rx", "link_down", "rx_disabled", "filtered", "rx_ring_fault",
-               "rx_buf_fault", "tx_fault", "tx_link_down", "queue_refused")
+               "rx_buf_fault", "tx_fault", "tx_link_down", "queue_refused", "unknown_access")

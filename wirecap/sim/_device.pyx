@@ -11,29 +11,36 @@ Deliberate simplifications, each documented in docs/model.md: one packet buffer 
 no header split, no RSC, no VLAN stripping, no flow control; write-back happens per descriptor
 (as with WTHRESH = 0); TX descriptors are processed synchronously on the TDT write.
 """
+import os
+
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free
 
 cimport wirecap.ixgbe as r
 from wirecap.errors import WirecapError
+from wirecap.sim._counters cimport D_UNKNOWN_ACCESS
 from wirecap.sim._counters import DIAGNOSTICS
 from wirecap.sim._frame cimport FrameInfo, parse_frame
 from wirecap.sim._iommu cimport Iommu, model_lock, model_unlock
 from wirecap.sim cimport _clock, _receive, _registers
 from wirecap.sim._registers import define_registers
 from wirecap.includes.clocks cimport mono_ns
-from wirecap.sim._state cimport DeviceState
+from wirecap.sim._state cimport DeviceState, NVM_WORDS, UNKNOWN_LOG, now_ns
 from wirecap.sim._transmit cimport transmit
 
 
 class ModelError(WirecapError):
-    """A register access the 82599 does not allow (unaligned, outside BAR0, not a register)."""
+    """A register access the 82599 does not allow (unaligned, outside BAR0; in strict mode, an
+    offset where no register is)."""
 
 
 cdef class Device(DeviceState):
     """One 82599 port. Register access: ``read32``/``write32`` (or the nogil ``reg_*``)."""
 
-    def __init__(self, int index=0, Iommu iommu=None):
+    def __init__(self, int index=0, Iommu iommu=None, strict=None):
+        # strict: an offset where no register is raises instead of reading 0 (our tests)
+        self.strict = bool(strict) if strict is not None else \
+            os.environ.get("WIRECAP_MODEL_STRICT", "") not in ("", "0")
         define_registers(self)
         _registers.reset(self, mono_ns())               # power-on behaves like a reset
 
@@ -168,11 +175,21 @@ cdef class Device(DeviceState):
         """Model-only counters (not registers): what the datasheet's counters do not see."""
         return {name: self.diag[i] for i, name in enumerate(DIAGNOSTICS)}
 
+    def unknown_accesses(self):
+        """The first accesses to offsets where no register is: (offset, 'read'|'write', value)."""
+        n = min(self.diag[D_UNKNOWN_ACCESS], UNKNOWN_LOG)
+        return [(self.unknown_log[3 * i], "write" if self.unknown_log[3 * i + 1] else "read",
+                 self.unknown_log[3 * i + 2]) for i in range(n)]
+
+    def nvm_word(self, int word):
+        """The NVM word EERD returns for ``word`` (0xFFFF beyond the image: erased)."""
+        return self.nvm[word] if 0 <= word < NVM_WORDS else 0xFFFF
+
 
 
 def _access_error(uint32_t offset, int rc):
     if rc == -1:
         return (f"register access at {offset:#x}: offsets must be 4-byte aligned and below "
                 f"BAR0's size {r.BAR0_SIZE:#x}")
-    return (f"register access at {offset:#x}: no 82599 register there "
-            f"(see wirecap.ixgbe for the register map)")
+    return (f"register access at {offset:#x}: no 82599 register there (strict mode; the "
+            f"register table is wirecap/registers/82599.txt)")

@@ -34,7 +34,8 @@ cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi,
             s.diag[D_LINK_DOWN] += 1
             return 1
         s.link_is_up = 1
-    if not (s.regs[r.RXCTRL >> 2] & r.RXCTRL_RXEN):
+    if not (s.regs[r.RXCTRL >> 2] & r.RXCTRL_RXEN) or \
+            s.regs[r.SECRXCTRL >> 2] & r.SECRXCTRL_RX_DIS:     # the security block holds RX
         s.diag[D_RX_DISABLED] += 1
         return 1
     s.stat[C_TPR] += 1

@@ -6,17 +6,19 @@ Register semantics are in ``read_word`` / ``write_word``, one case per handler; 
 counter effects go to the receive and transmit paths.
 """
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 cimport wirecap.ixgbe as r
 from wirecap import ixgbe
 from wirecap.sim._clock cimport enter, leave
+from wirecap.sim import regfile
 from wirecap.sim._counters cimport *
 from wirecap.sim._frame cimport toeplitz_table
 from wirecap.sim._iommu cimport model_lock, model_unlock
 from wirecap.sim._receive cimport drain, enable_rx
 from wirecap.includes.atomics cimport ld32, st32, fence
-from wirecap.sim._state cimport DeviceState, RxQ, NWORDS, PB_MAX, link_up
+from wirecap.sim._state cimport (DeviceState, RxQ, NWORDS, NVM_WORDS, UNKNOWN_LOG, link_up,
+                                 load32, store32, now_ns)
 from wirecap.sim._transmit cimport transmit, enable_tx
 
 cdef uint32_t _rss_generation = 0       # unique across devices: FrameInfo caches are keyed on it
@@ -29,39 +31,40 @@ cdef void _def(DeviceState s, int off, int h, int q=0, int canon=-1):
     s.canon[off >> 2] = (off if canon < 0 else canon) >> 2
 
 
+GENERIC_HANDLERS = {"RW": H_RW, "RO": H_RO, "WO": H_WO, "RC": H_RC, "RCW1C": H_RCW1C,
+                    "W1C": H_W1C, "RWS": H_RWS, "RC64L": H_RC64L, "RC64H": H_RC64H}
+# registers the model gives behaviour to, by name; the table gives their addresses and aliases
+MODELLED = {"CTRL": H_CTRL, "STATUS": H_STATUS, "EEC": H_EEC, "EERD": H_EERD, "SWSM": H_SWSM,
+            "EICR": H_EICR, "EICS": H_EICS, "EIMS": H_EIMS, "EIMC": H_EIMC, "EIMC_EX": H_EIMC_EX,
+            "RDRXCTL": H_RDRXCTL, "AUTOC": H_AUTOC, "LINKS": H_LINKS, "ANLP1": H_ANLP1,
+            "MRQC": H_MRQC, "RAL": H_RAR, "RAH": H_RAR, "RDH": H_RDH, "RDT": H_RDT,
+            "RXDCTL": H_RXDCTL, "SRRCTL": H_SRRCTL, "TDH": H_TDH, "TDT": H_TDT,
+            "TXDCTL": H_TXDCTL, "TDWBAL": H_TDWBAL, "RETA": H_RETA, "RSSRK": H_RSSRK,
+            "RQSMR": H_RQSMR, "TQSM": H_TQSM}
+
+
 def define_registers(DeviceState s):
-    """Fill the handler table: which BAR0 words are registers and what each one does."""
+    """Fill the handler table: generic storage for every register of the table (its access
+    mode, reset value and writable bits), then the registers the model gives behaviour to."""
+    lay = regfile.layout()
+    cdef const uint8_t[::1] mode = lay.mode
+    cdef const uint32_t[::1] canon = lay.canon, entry = lay.entry, reset = lay.reset
+    cdef const uint32_t[::1] wmask = lay.wmask
+    cdef uint8_t lut[16]
+    cdef uint32_t w
+    lut[0] = H_NONE
+    for i, m in enumerate(regfile.MODES):
+        lut[i + 1] = GENERIC_HANDLERS[m]
     for w in range(NWORDS):
-        s.canon[w] = w
-    plain = [r.CTRL_EXT, r.ESDP, r.EERD, r.EIAC, r.EIAM, r.GPIE, r.RXCSUM, r.RFCTL,
-             r.VLNCTRL, r.MCSTCTRL, r.RXCTRL, r.HLREG0, r.MFLCN, r.MAXFRS, r.AUTOC2,
-             r.DMATXCTL, r.DTXMXSZRQ, r.MTQC, r.RTTDCS, r.RTRPCS, r.FCTRL]
-    for off in plain:
-        _def(s, off, H_RW)
-    for fn in (ixgbe.RAL, ixgbe.RAH):
-        for i in ixgbe.indices(fn):
-            _def(s, fn(i), H_RAR, i)
-    for fn in (ixgbe.MTA, ixgbe.IVAR, ixgbe.EIMS_EX, ixgbe.EIMC_EX,
-               ixgbe.PSRTYPE, ixgbe.RXPBSIZE, ixgbe.TXPBSIZE, ixgbe.RDBAL, ixgbe.RDBAH,
-               ixgbe.RDLEN, ixgbe.DCA_RXCTRL, ixgbe.TDBAL, ixgbe.TDBAH, ixgbe.TDLEN,
-               ixgbe.TDWBAH):
-        for i in ixgbe.indices(fn):
-            _def(s, fn(i), H_RW, i)
-    for i in range(16):
-        _def(s, ixgbe.DCA_RXCTRL_ALIAS(i), H_RW, i, ixgbe.DCA_RXCTRL(i))
-        _def(s, ixgbe.SRRCTL_ALIAS(i), H_SRRCTL, i, ixgbe.SRRCTL(i))
-    special = {r.CTRL: H_CTRL, r.STATUS: H_STATUS, r.EEC: H_EEC, r.EICR: H_EICR,
-               r.EICS: H_EICS, r.EIMS: H_EIMS, r.EIMC: H_EIMC, r.RDRXCTL: H_RDRXCTL,
-               r.AUTOC: H_AUTOC, r.LINKS: H_LINKS, r.MRQC: H_MRQC, r.HLREG1: H_RO}
-    for off, h in special.items():
-        _def(s, off, h)
-    per_index = {ixgbe.RDH: H_RDH, ixgbe.RDT: H_RDT, ixgbe.RXDCTL: H_RXDCTL,
-                 ixgbe.SRRCTL: H_SRRCTL, ixgbe.TDH: H_TDH, ixgbe.TDT: H_TDT,
-                 ixgbe.TXDCTL: H_TXDCTL, ixgbe.TDWBAL: H_TDWBAL, ixgbe.RETA: H_RETA,
-                 ixgbe.RSSRK: H_RSSRK, ixgbe.RQSMR: H_RQSMR, ixgbe.TQSM: H_TQSM}
-    for fn, h in per_index.items():
-        for i in ixgbe.indices(fn):
-            _def(s, fn(i), h, i)
+        s.handler[w] = lut[mode[w]]
+        s.canon[w] = canon[w]
+        s.qidx[w] = entry[w] & 0xFF
+        s.reset_val[w] = reset[w]
+        s.wmask[w] = wmask[w]
+    for w, h, n, c in regfile.modelled_words(MODELLED):
+        _def(s, w << 2, h, n, c << 2)
+    for i in range(2):                  # EIMC_EX(i) clears the bits of EIMS_EX(i)
+        s.canon[ixgbe.EIMC_EX(i) >> 2] = ixgbe.EIMS_EX(i) >> 2
     for i in range(128):
         s.rxq[i].rdh_w = ixgbe.RDH(i) >> 2
         s.rxq[i].rdt_w = ixgbe.RDT(i) >> 2
@@ -72,33 +75,28 @@ def define_registers(DeviceState s):
                   r.PRC1023: C_PRC1023, r.PRC1522: C_PRC1522, r.GPTC: C_GPTC,
                   r.TPT: C_TPT, r.MPTC: C_MPTC, r.BPTC: C_BPTC, r.TXDGPC: C_TXDGPC,
                   r.PTC64: C_PTC64, r.PTC127: C_PTC127, r.PTC255: C_PTC255,
-                  r.PTC511: C_PTC511, r.PTC1023: C_PTC1023, r.PTC1522: C_PTC1522,
-                  r.CRCERRS: C_ZERO, r.ILLERRC: C_ZERO, r.ERRBC: C_ZERO, r.MLFC: C_ZERO,
-                  r.MRFC: C_ZERO, r.RLEC: C_ZERO, r.RFC: C_ZERO, r.RJC: C_ZERO,
-                  r.RXNFGPC: C_ZERO}
+                  r.PTC511: C_PTC511, r.PTC1023: C_PTC1023, r.PTC1522: C_PTC1522}
     for off, c in counters32.items():
         _def(s, off, H_STAT32, c)
-    for i in range(8):
-        _def(s, ixgbe.MPC(i), H_STAT32, C_MPC + i)
-        _def(s, ixgbe.RNBC(i), H_STAT32, C_RNBC + i)
+    per_index = {"MPC": C_MPC, "RNBC": C_RNBC, "QPRC": C_QPRC, "QPRDC": C_QPRDC,
+                 "QPTC": C_QPTC, "QBRC_L": C_QBRC, "QBTC_L": C_QBTC}
+    for name, c in per_index.items():
+        for w, _, n, canon_w in regfile.modelled_words({name: 0}):
+            _def(s, w << 2, H_STATLO if name.endswith("_L") else H_STAT32, c + n, canon_w << 2)
     for i in range(16):
-        _def(s, ixgbe.QPRC(i), H_STAT32, C_QPRC + i)
-        _def(s, ixgbe.QPRDC(i), H_STAT32, C_QPRDC + i)
-        _def(s, ixgbe.QPTC(i), H_STAT32, C_QPTC + i)
-        _def(s, ixgbe.QBRC_L(i), H_STATLO, C_QBRC + i)
         _def(s, ixgbe.QBRC_H(i), H_STATHI, C_QBRC + i, ixgbe.QBRC_L(i))
-        _def(s, ixgbe.QBTC_L(i), H_STATLO, C_QBTC + i)
         _def(s, ixgbe.QBTC_H(i), H_STATHI, C_QBTC + i, ixgbe.QBTC_L(i))
     for lo, hi, c in ((r.GORCL, r.GORCH, C_GORC), (r.GOTCL, r.GOTCH, C_GOTC),
                       (r.TORL, r.TORH, C_TOR)):
         _def(s, lo, H_STATLO, c)
         _def(s, hi, H_STATHI, c, lo)
+    s.nvm[NVM_WORDS - 1] = 0xBABA       # the checksum word: the image sums to 0xBABA
 
 
 # ------------------------------------------------------------------ reset and link
 cdef void reset(DeviceState s, int64_t now) noexcept nogil:
     cdef int i
-    memset(s.regs, 0, NWORDS * 4)
+    memcpy(s.regs, s.reset_val, NWORDS * 4)     # the table's reset values
     memset(s.latch, 0, NWORDS * 4)
     memset(s.stat, 0, C_COUNT * 8)
     memset(s.reta, 0, 128)
@@ -112,16 +110,11 @@ cdef void reset(DeviceState s, int64_t now) noexcept nogil:
         s.txq[i].head = s.txq[i].tail = 0
         s.txq[i].stat = 0
         s.txq[i].wb_iova = 0
-        s.regs[(0x01014 + 0x40 * i if i < 64 else 0x0D014 + 0x40 * (i - 64)) >> 2] = 0x402
     s.pb_head = s.pb_count = 0
     s.pb_tail = s.pb_bytes = 0
-    # values the datasheet gives after reset, or the NVM loads
-    s.regs[r.HLREG0 >> 2] = r.HLREG0_TXCRCEN | r.HLREG0_RXCRCSTRP | r.HLREG0_TXPADEN
-    s.regs[r.MAXFRS >> 2] = r.MAX_FRAME << r.MAXFRS_MFS_SHIFT
-    s.regs[r.AUTOC >> 2] = r.AUTOC_LMS_KX4_KX_KR
-    s.regs[(0x03C00) >> 2] = PB_MAX           # RXPBSIZE(0): all 512 KB in one buffer
-    s.regs[(0x0CC00) >> 2] = 160 << 10        # TXPBSIZE(0): 160 KB
-    s.regs[0x0A200 >> 2] = 0x50435702             # RAL(0)/RAH(0): 02:57:43:50:ii:00
+    # EEC.PRES/ARD are the device's (read_word); the NVM loads RAL(0)/RAH(0): 02:57:43:50:ii:00
+    s.regs[r.EEC >> 2] &= ~<uint32_t>(r.EEC_PRES | r.EEC_ARD)
+    s.regs[0x0A200 >> 2] = 0x50435702
     s.regs[0x0A204 >> 2] = r.RAH_AV | (<uint32_t>s.index & 0xFF)
     global _rss_generation
     _rss_generation += 1
@@ -172,15 +165,16 @@ cdef void link_event(DeviceState s, int64_t now) noexcept nogil:
 
 # ------------------------------------------------------------------ access and dispatch
 cdef int reg_read(DeviceState s, uint32_t off, uint32_t* out) noexcept nogil:
-    """0 on success, -1: unaligned/outside BAR0, -2: no register at off. A sync point: the
-    frames due before the access are delivered first (_clock)."""
+    """0 on success, -1: unaligned/outside BAR0, -2: no register at off (strict mode). A sync
+    point: the frames due before the access are delivered first (_clock)."""
     if off & 3 or off >= r.BAR0_SIZE:
         return -1
     cdef uint32_t w = off >> 2
     cdef int64_t now
     cdef bint locked
     if s.handler[w] == H_NONE:
-        return -2
+        out[0] = 0
+        return unknown(s, off, 0, 0)
     locked = enter(s, &now)
     if s.handler[w] == H_RDH:        # the head is published atomically: no model lock
         out[0] = ld32(&s.rxq[s.qidx[w]].head)
@@ -201,7 +195,7 @@ cdef int reg_write(DeviceState s, uint32_t off, uint32_t val) noexcept nogil:
     cdef int64_t now
     cdef bint locked
     if s.handler[w] == H_NONE:
-        return -2
+        return unknown(s, off, 1, val)
     locked = enter(s, &now)
     if s.trace_n < s.trace_cap:
         s.trace[2 * s.trace_n] = off
@@ -226,6 +220,21 @@ cdef int reg_write(DeviceState s, uint32_t off, uint32_t val) noexcept nogil:
     return 0
 
 
+cdef int unknown(DeviceState s, uint32_t off, uint32_t is_write, uint32_t val) noexcept nogil:
+    """An offset where no register is: silicon reads 0 and drops the write; the model also
+    counts and logs it, and in strict mode refuses it (-2)."""
+    cdef uint32_t n
+    model_lock()
+    n = <uint32_t>s.diag[D_UNKNOWN_ACCESS]
+    s.diag[D_UNKNOWN_ACCESS] += 1
+    if n < UNKNOWN_LOG:
+        s.unknown_log[3 * n] = off
+        s.unknown_log[3 * n + 1] = is_write
+        s.unknown_log[3 * n + 2] = val
+    model_unlock()
+    return -2 if s.strict else 0
+
+
 cdef uint32_t read_word(DeviceState s, uint32_t w, int64_t now) noexcept nogil:
     cdef uint8_t h = s.handler[w]
     cdef uint32_t q = s.qidx[w], c = s.canon[w], v
@@ -233,10 +242,26 @@ cdef uint32_t read_word(DeviceState s, uint32_t w, int64_t now) noexcept nogil:
     cdef bint done = now >= s.reset_done_ns
     link_event(s, now)
     if h == H_RW or h == H_RO or h == H_RAR or h == H_SRRCTL or h == H_RETA or h == H_RSSRK or \
-            h == H_MRQC or h == H_RQSMR or h == H_TQSM or h == H_TDWBAL:
+            h == H_MRQC or h == H_RQSMR or h == H_TQSM or h == H_TDWBAL or h == H_W1C or \
+            h == H_RWS or h == H_EERD:
         return s.regs[c]
-    if h == H_WO or h == H_EIMC or h == H_EICS:
+    if h == H_WO or h == H_EIMC or h == H_EICS or h == H_EIMC_EX:
         return 0
+    if h == H_RC or h == H_RCW1C:   # counters the model does not count, causes it never sets
+        v = s.regs[c]
+        s.regs[c] = 0
+        return v
+    if h == H_RC64L:
+        s.latch[w] = s.regs[c + 1]
+        v = s.regs[c]
+        s.regs[c] = s.regs[c + 1] = 0
+        return v
+    if h == H_RC64H:
+        return s.latch[w - 1]
+    if h == H_SWSM:                 # SMBI: a read that finds it clear takes the semaphore
+        v = s.regs[c]
+        s.regs[c] = v | r.SWSM_SMBI
+        return v
     if h == H_CTRL:
         return s.regs[c] | (0 if done else r.CTRL_RST)
     if h == H_STATUS:
@@ -253,6 +278,8 @@ cdef uint32_t read_word(DeviceState s, uint32_t w, int64_t now) noexcept nogil:
         return 0
     if h == H_AUTOC:
         return s.regs[c]
+    if h == H_ANLP1:                # auto-negotiation has left state 0 once the reset is done
+        return s.regs[c] | ((1 << 16) if done else 0)     # AN_STATE 1
     if h == H_EICR:                 # clear on read
         v = s.regs[c]
         s.regs[c] = 0
@@ -292,11 +319,24 @@ cdef void write_word(DeviceState s, uint32_t w, uint32_t val, int64_t now) noexc
     cdef uint32_t q = s.qidx[w], c = s.canon[w], k
     global _rss_generation
     link_event(s, now)
-    if h == H_RO or h == H_STATUS or h == H_LINKS or h == H_STAT32 or h == H_STATLO or \
-            h == H_STATHI:
+    if h == H_RO or h == H_STATUS or h == H_LINKS or h == H_ANLP1 or h == H_STAT32 or \
+            h == H_STATLO or h == H_STATHI or h == H_WO or h == H_RC or h == H_RC64L or \
+            h == H_RC64H:
         return                      # read-only: writes are ignored, as on silicon
-    if h == H_RW:
-        s.regs[c] = val
+    if h == H_RW or h == H_SWSM:
+        s.regs[c] = (s.regs[c] & ~s.wmask[w]) | (val & s.wmask[w])
+        return
+    if h == H_W1C or h == H_RCW1C or h == H_EIMC_EX:
+        s.regs[c] &= ~val
+        return
+    if h == H_RWS:
+        s.regs[c] |= val & s.wmask[w]
+        return
+    if h == H_EERD:                 # the read completes at once: DONE with the word
+        if val & r.EERD_START:
+            k = (val & 0xFFFF) >> r.EERD_ADDR_SHIFT
+            s.regs[c] = (k << r.EERD_ADDR_SHIFT) | r.EERD_DONE | \
+                (<uint32_t>(s.nvm[k] if k < NVM_WORDS else 0xFFFF) << r.EERD_DATA_SHIFT)
         return
     if h == H_RAR:
         s.regs[c] = val

@@ -1,4 +1,4 @@
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from wirecap.sim._iommu cimport Iommu, Mapping
 
 cdef extern from "<pthread.h>" nogil:
@@ -13,6 +13,8 @@ cdef enum:
     NQUEUES = 128               # receive and transmit queues
     PB_MAX = 512 * 1024         # on-chip receive packet buffer, bytes (RXPBSIZE(0) at reset)
     TXBUF_MAX = 16384           # largest frame the transmit path gathers
+    UNKNOWN_LOG = 256           # unknown accesses remembered (offset, read/write, value)
+    NVM_WORDS = 64              # words of the NVM image: zeros and the checksum word
 
 cdef extern from *:
     """
@@ -73,6 +75,11 @@ cdef class DeviceState:
     cdef uint8_t* handler
     cdef uint8_t* qidx
     cdef uint32_t* canon
+    cdef uint32_t* reset_val        # per word: the register table's reset value
+    cdef uint32_t* wmask            # per word: the bits software writes (self-clearing excluded)
+    cdef uint32_t* unknown_log      # (offset, is_write, value) of the first unknown accesses
+    cdef readonly bint strict       # an access where no register is raises (our tests)
+    cdef uint16_t nvm[64]           # the NVM image EERD reads
     cdef uint32_t* latch            # high halves of 64-bit counters, latched by the low read
     cdef uint32_t* trace            # (offset, value) of register writes while tracing
     cdef uint32_t trace_n, trace_cap
@@ -116,6 +123,11 @@ cdef class DeviceState:
     cdef pthread_mutex_t clock_lock
     cdef uint32_t sync_pending      # a sync found the lock taken: the holder delivers for it
     cdef uint64_t catchup_ns, catchup_cpu_ns, catchup_frames, catchups
+
+# Atomic accesses for what the driver's threads read or write without the model lock.
+from wirecap.includes.atomics cimport (st64 as store64_release, ld64 as load64, ld32 as load32,
+                                       st32 as store32, fence)
+from wirecap.includes.clocks cimport mono_ns as now_ns
 
 cdef inline bint link_up(DeviceState s, int64_t now) noexcept nogil:
     return now >= s.link_up_ns

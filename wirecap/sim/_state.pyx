@@ -26,6 +26,9 @@ cdef class DeviceState:
         self.handler = <uint8_t*>calloc(NWORDS, 1)
         self.qidx = <uint8_t*>calloc(NWORDS, 1)
         self.canon = <uint32_t*>calloc(NWORDS, 4)
+        self.reset_val = <uint32_t*>calloc(NWORDS, 4)
+        self.wmask = <uint32_t*>calloc(NWORDS, 4)
+        self.unknown_log = <uint32_t*>calloc(3 * UNKNOWN_LOG, 4)
         self.stat = <uint64_t*>calloc(C_COUNT, 8)
         self.latch = <uint32_t*>calloc(NWORDS, 4)
         self.diag = <uint64_t*>calloc(D_COUNT, 8)
@@ -34,7 +37,8 @@ cdef class DeviceState:
         self.pbq = <PbEntry*>calloc(self.pb_cap_entries, sizeof(PbEntry))
         self.txbuf = <uint8_t*>malloc(TXBUF_MAX)
         if not (self.regs and self.handler and self.qidx and self.canon and self.stat and
-                self.latch and self.diag and self.pb and self.pbq and self.txbuf):
+                self.latch and self.diag and self.pb and self.pbq and self.txbuf and
+                self.reset_val and self.wmask and self.unknown_log):
             raise MemoryError("82599 model state")
         self.reset_delay_ns = 1000000       # EEC.ARD / RDRXCTL.DMAIDONE 1 ms after a reset
         self.link_delay_ns = 2000000        # auto-negotiation takes 2 ms
@@ -45,6 +49,7 @@ cdef class DeviceState:
 
     def __dealloc__(self):
         free(self.regs); free(self.handler); free(self.qidx); free(self.canon)
+        free(self.reset_val); free(self.wmask); free(self.unknown_log)
         free(self.stat); free(self.latch); free(self.diag); free(self.pb); free(self.pbq)
         free(self.txbuf); free(self.sink_buf); free(self.sink_lens); free(self.trace)
         pthread_mutex_destroy(&self.clock_lock)

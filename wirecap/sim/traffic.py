@@ -126,6 +126,9 @@ class TrafficProfile:
         kw = {}
         for item in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = item.partition("=")
+            if "=" not in text and ("." in text or "/" in text):    # meant as a file name
+                raise WirecapError(f"traffic: {text.strip()!r}: no such file (and not a "
+                                   f"profile such as count=1000,size=64,flows=4)")
             if not sep:
                 raise WirecapError(f"traffic profile: {item!r} is not KEY=VALUE "
                                    f"(e.g. count=1000,size=64,flows=4)")

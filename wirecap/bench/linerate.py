@@ -1,0 +1,355 @@
+"""``wirecap bench linerate``: 64-byte frames at 10 GbE line rate from the 82599 model,
+captured end to end.
+
+Each run opens sim:0 with 1 or 4 RSS queues, lets the model's wire play ``frames`` 64-byte
+frames in 64 flows at 14.88 Mpps, and reads them with one consumer:
+
+  chunks    the chunk iterator: count each chunk's packets, release it
+  pcap      each chunk formatted as pcap records in C (``_pcap.pcap_records``, what
+            ``wirecap capture -w`` does) and appended to a file on tmpfs, which starts over
+            every GiB (as ``tcpdump -C`` would, keeping one file)
+  loop      ``Handle.loop`` with a callback that does nothing, one handle per queue
+  handler   ``multi_pkt_handler`` at x = 0: one pkt_handler thread per queue
+
+each with WireCAP's ring buffer pool (R chunks) and with a ring-only pool, R = N/M + 1 (one
+spare chunk, the least the driver runs with): what DPDK or netmap buffer, a ring's worth.
+
+Every frame is accounted for per run: sent = delivered to the consumer + taken back by stop()
++ dropped by the NIC for want of a descriptor (QPRDC) + dropped in the packet buffer (MPC) +
+still on chip. A NIC drop happens when the ring has no armed descriptor: because the capture
+thread came too late to re-arm a segment, or because the pool had no free chunk to arm it with
+("pool dry", counted by the driver as events). The capture threads' CPU time per frame is
+read from their thread CPU clocks; the model's share of it (catching up with the wire at the
+driver's sync points) is reported apart when the model says how long that took.
+"""
+from __future__ import annotations
+
+import os
+import select
+import tempfile
+import time
+
+from .. import _pcap, sim, stats
+from ..dump import PcapWriter
+from ..engine import Engine
+from ..errors import WirecapError
+from ..sim import TrafficProfile, line_rate_pps
+from . import handler, report
+
+CONSUMERS = ("chunks", "pcap", "loop", "handler")
+FULL_FRAMES, QUICK_FRAMES = 10 ** 8, 10 ** 7
+FLOWS = 64
+ROTATE_BYTES = 1 << 30          # the pcap file starts over past this size
+SETTLE_S = 2.0                  # after the wire is done: how long frames may stay unaccounted
+
+
+def geometry(ring_only, ndesc, segment, chunks):
+    """The receive queue geometry of a run: WireCAP's pool of ``chunks``, or ring-only."""
+    if ndesc % segment:
+        raise WirecapError(f"--segment {segment} must divide --ndesc {ndesc}")
+    return {"ndesc": ndesc, "segment": segment,
+            "chunks": ndesc // segment + 1 if ring_only else chunks}
+
+
+# ----------------------------------------------------------------------------- consumers
+class _Reader:
+    """One thread reading every queue in turn, as ``wirecap capture`` does."""
+
+    def __init__(self, eng):
+        self.eng = eng
+        self.read = 0
+        self.fds = [w.capture_q for w in eng.workers]
+
+    def pass_(self):
+        """Take what waits on every queue; packets taken."""
+        n = 0
+        for q in range(len(self.eng.workers)):
+            n += self.take(q)
+        self.read += n
+        return n
+
+    def wait(self, timeout):
+        select.select(self.fds, [], [], timeout)
+
+    def close(self):
+        pass
+
+
+class _Chunks(_Reader):
+    def take(self, q):
+        n = 0
+        while (c := self.eng.next_chunk(q, timeout=0)) is not None:
+            n += len(c)
+            c.release()
+        return n
+
+
+class _Pcap(_Reader):
+    def __init__(self, eng, directory=None):
+        super().__init__(eng)
+        base = directory or ("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir())
+        fd, self.path = tempfile.mkstemp(prefix="wirecap-linerate-", suffix=".pcap", dir=base)
+        os.close(fd)
+        self.writer = PcapWriter(self.path)
+        self.size, self.bytes = 24, 0
+
+    def take(self, q):
+        n = 0
+        while (c := self.eng.next_chunk(q, timeout=0)) is not None:
+            records, k = _pcap.pcap_records(c, self.writer.snaplen, False)
+            c.release()
+            self.writer.write_records(records)
+            n += k
+            self.size += len(records)
+            self.bytes += len(records)
+            if self.size > ROTATE_BYTES:
+                self.writer.close()
+                self.writer = PcapWriter(self.path)
+                self.size = 24
+        return n
+
+    def close(self):
+        self.writer.close()
+        os.unlink(self.path)
+
+
+def _nothing(hdr, data):
+    pass
+
+
+class _Loop(_Reader):
+    def __init__(self, eng):
+        super().__init__(eng)
+        self.handles = [eng.handle(q) for q in range(len(eng.workers))]
+        for h in self.handles:
+            h.setnonblock(True)
+
+    def take(self, q):
+        return self.handles[q].loop(-1, _nothing)      # non-blocking: what waits, then back
+
+    def close(self):
+        for h in self.handles:
+            h.close()
+
+
+class _Handlers:
+    """multi_pkt_handler at x = 0: the handler threads read; this thread only watches."""
+
+    def __init__(self, eng):
+        self.hs = handler.multi_pkt_handler(eng, x=0)
+
+    @property
+    def read(self):
+        return self.hs.processed
+
+    def pass_(self):
+        return 0
+
+    def wait(self, timeout):
+        time.sleep(timeout)
+
+    def close(self):
+        self.hs.stop()
+        self.read_at_stop = self.hs.processed + sum(h.left_over for h in self.hs)
+
+
+READERS = {"chunks": _Chunks, "pcap": _Pcap, "loop": _Loop, "handler": _Handlers}
+
+
+# ----------------------------------------------------------------------------- one run
+def _thread_cpu_ns(eng):
+    """CPU time of the engine's capture threads so far, in ns (None when capture is inline)."""
+    total = 0
+    for t in eng._threads:
+        try:
+            total += time.clock_gettime_ns(time.pthread_getcpuclockid(t.ident))
+        except (OSError, TypeError):        # a thread that has ended has no clock any more
+            return None
+    return total if eng._threads else None
+
+
+def _model_catchup_ns(dev):
+    """Time the model spent delivering due frames at the driver's sync points (nearly all of
+    it on the capture threads, which touch the port most), if the model says."""
+    clock = getattr(dev, "clock_stats", None)
+    return clock()["catchup_ns"] if clock is not None else None
+
+
+def _drops(eng):
+    """(NIC ring drops, packet buffer drops, frames on chip) from one counter reading."""
+    totals = [nic.counters() for nic in eng.nics]
+    st = eng.stats(totals)
+    ring = sum(s["nic_dropped"] for s in st)
+    missed = sum(t.get(f"MPC{i}", 0) for t in totals for i in range(8))
+    pending = sum(nic.port.pending() for nic in eng.nics)
+    return ring, missed, pending, st
+
+
+def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapshot=False):
+    """One run: returns its row (counts, drops by place, capture-thread cost, wall time; and
+    with ``snapshot`` the engine's per-queue statistics table at the end)."""
+    sim.reset()                         # every run starts from a power-on model port
+    geo = geometry(ring_only, ndesc, segment, chunks)
+    eng = Engine("sim:0", queues=queues, flush_us=1000, **geo)
+    profile = TrafficProfile(count=frames, sizes=(64,), flows=FLOWS)
+    reader = None
+    try:
+        eng.start()
+        dev = eng.nics[0].port
+        wire = dev.wire
+        reader = READERS[consumer](eng)
+        model0 = _model_catchup_ns(dev)
+        t0 = time.perf_counter()
+        wire.play(profile)
+        settle_end = played = None
+        while True:
+            got = reader.pass_()
+            if got:
+                settle_end = None
+                continue
+            if wire.running or wire.sent < frames:
+                reader.wait(0.002)
+                continue
+            played = played or wire.stats()         # the rate it played at, taken at its end
+            ring, missed, pending, _ = _drops(eng)
+            if reader.read + ring + missed + pending >= frames:
+                break
+            now = time.perf_counter()
+            if settle_end is None:
+                settle_end = now + SETTLE_S
+            elif now > settle_end:          # frames that never came: stop() counts them
+                break
+            reader.wait(0.005)
+        wall = time.perf_counter() - t0
+        cpu_ns = _thread_cpu_ns(eng)
+        model1 = _model_catchup_ns(dev)
+    finally:
+        if reader is not None:
+            reader.close()
+        eng.stop()
+    delivered = getattr(reader, "read_at_stop", reader.read)
+    ring, missed, pending, st = _drops(eng)
+    discarded = eng.discarded
+    table = stats.snapshot(eng) if snapshot else None
+    eng.close()
+    sent = played["sent"]
+    model_ns = (model1 - model0) if model0 is not None and model1 is not None else None
+    lost = ring + missed
+    return {"queues": queues, "consumer": consumer, "pool": "ring-only" if ring_only else
+            "wirecap", **geo, "frames": frames, "sent": sent, "delivered": delivered,
+            "discarded": discarded, "dropped_ring": ring, "dropped_packet_buffer": missed,
+            "on_chip": pending, "pool_dry_events": sum(s["pool_empty"] for s in st),
+            "lost": lost, "loss": lost / sent if sent else 0.0,
+            "accounted": sent == delivered + discarded + ring + missed + pending,
+            "rate_pps": played["rate_pps"], "wall_s": wall,
+            "capture_ns_per_frame": cpu_ns / sent if cpu_ns is not None and sent else None,
+            "model_ns_per_frame": model_ns / sent if model_ns is not None and sent else None,
+            "capture_queue_peak": max(s["capture_queue_peak"] for s in st),
+            **({"snapshot": table} if snapshot else {})}
+
+
+# ----------------------------------------------------------------------------- the table
+def _spread(rows, key):
+    vals = [r[key] for r in rows if r[key] is not None]
+    return report.spread(vals) if vals else None
+
+
+def summarize(runs):
+    """Rows of runs grouped by (queues, consumer, pool), with min/median/max over repeats."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["queues"], r["consumer"], r["pool"]), []).append(r)
+    out = []
+    for (q, consumer, pool), rows in groups.items():
+        cap = _spread(rows, "capture_ns_per_frame")
+        model = _spread(rows, "model_ns_per_frame")
+        out.append({"queues": q, "consumer": consumer, "pool": pool,
+                    "ndesc": rows[0]["ndesc"], "segment": rows[0]["segment"],
+                    "chunks": rows[0]["chunks"], "repeats": len(rows),
+                    **{k: report.spread([r[k] for r in rows]) for k in
+                       ("sent", "delivered", "dropped_ring", "pool_dry_events",
+                        "dropped_packet_buffer", "lost", "loss", "wall_s", "rate_pps")},
+                    "capture_ns_per_frame": cap, "model_ns_per_frame": model,
+                    # the model counts catch-up on every thread that touches the port: the
+                    # difference is the driver's only while the capture threads did it all
+                    "driver_ns_per_frame": report.spread(
+                        [r["capture_ns_per_frame"] - r["model_ns_per_frame"] for r in rows])
+                    if cap and model and model["max"] <= cap["min"] else None,
+                    "accounted": all(r["accounted"] for r in rows)})
+    return out
+
+
+def _pct(v):
+    return "0" if v == 0 else f"{100 * v:.3g}%"
+
+
+def _ns(s):
+    return f"{s['median']:.1f}" if s else "-"
+
+
+def goals(rows):
+    """0 lost at line rate for the chunk iterator and the pcap writer, 1 and 4 queues."""
+    want = [r for r in rows if r["pool"] == "wirecap" and r["consumer"] in ("chunks", "pcap")]
+    return {"met": bool(want) and all(r["lost"]["max"] == 0 for r in want),
+            "rows": [(r["queues"], r["consumer"], r["lost"]["max"]) for r in want]}
+
+
+def text(result):
+    rows = []
+    for r in result["rows"]:
+        loss = r["loss"]
+        rows.append([r["queues"], r["consumer"], f"{r['pool']} R={r['chunks']}",
+                     f"{r['sent']['median']:,.0f}", f"{r['delivered']['median']:,.0f}",
+                     f"{r['dropped_ring']['median']:,.0f}",
+                     f"{r['pool_dry_events']['median']:,.0f}",
+                     f"{r['dropped_packet_buffer']['median']:,.0f}",
+                     f"{_pct(loss['min'])} / {_pct(loss['median'])} / {_pct(loss['max'])}",
+                     _ns(r["capture_ns_per_frame"]), _ns(r["model_ns_per_frame"]),
+                     _ns(r["driver_ns_per_frame"]),
+                     f"{r['wall_s']['median']:.2f}", "yes" if r["accounted"] else "NO"])
+    t = report.table(["queues", "consumer", "pool", "sent", "delivered", "NIC drops",
+                      "pool dry", "pkt buf", "loss min / median / max", "capture ns/frame",
+                      "model", "driver", "wall s", "exact"], rows)
+    g = result["goal"]
+    t += (f"\n\n{result['frames']:,} frames of 64 B per run at "
+          f"{result['rate_pps']:,.0f} frames/s (10 GbE line rate), {FLOWS} flows, "
+          f"{result['repeats']} repeats; ring N={result['ndesc']}, segment M="
+          f"{result['segment']}; medians unless min / median / max"
+          f"\nNIC drops: frames the NIC dropped for want of an armed descriptor (QPRDC); pool "
+          f"dry: times the driver had no free chunk to re-arm a segment; pkt buf: packet "
+          f"buffer overflow (MPC)\ncapture ns/frame: the capture threads' CPU time per frame "
+          f"sent; model: time the model spent catching up with the wire, on whichever thread "
+          f"touched the port (mostly the capture threads); driver: capture minus model, shown "
+          f"only when that is positive in every repeat\nexact: sent = delivered + taken back at stop + NIC drops + packet buffer "
+          f"drops + on chip, in every run\ngoal (0 lost for chunks and pcap, WireCAP pool, "
+          f"every repeat): {'met' if g['met'] else 'NOT met'}")
+    return t
+
+
+def run(args):
+    frames = args.frames or (QUICK_FRAMES if args.quick else FULL_FRAMES)
+    if frames < 1:
+        raise WirecapError(f"--frames {frames}: give at least one frame")
+    if args.repeats < 1:
+        raise WirecapError(f"--repeats {args.repeats}: run each configuration at least once")
+    for c in args.consumers:
+        if c not in CONSUMERS:
+            raise WirecapError(f"--consumers: {c!r} is not one of {', '.join(CONSUMERS)}")
+    geometry(False, args.ndesc, args.segment, args.chunks)      # refuses a bad geometry now
+    runs = []
+    t0 = time.monotonic()
+    for rep in range(args.repeats):     # configurations take turns: noise hits them alike
+        for q in args.queues:
+            for consumer in args.consumers:
+                for ring_only in (False, True):
+                    runs.append(dict(run_once(q, consumer, ring_only, frames, args.ndesc,
+                                              args.segment, args.chunks), repeat=rep))
+    rows = summarize(runs)
+    result = {"title": "wirecap bench linerate: 64-byte frames at 14.88 Mpps from the 82599 "
+                       "model, captured end to end",
+              "machine": report.machine(), "frames": frames, "repeats": args.repeats,
+              "rate_pps": line_rate_pps(64), "ndesc": args.ndesc, "segment": args.segment,
+              "chunks": args.chunks, "rows": rows, "goal": goals(rows), "runs": runs,
+              "wall_s": time.monotonic() - t0}
+    report.emit(result, text(result), args.json)
+    return result
