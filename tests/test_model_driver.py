@@ -95,7 +95,7 @@ def test_realtime_wire_with_a_concurrent_driver(dev, make_driver):
     """The wire thread runs without the GIL while the test polls the rings."""
     drv = make_driver(nrx=2, rss_queues=2, ndesc=256)
     p = TrafficProfile(count=20000, flows=8, rate=400_000)
-    dev.wire.play(p)
+    dev.wire.play(p, concurrent=True)
     got = {0: [], 1: []}
     deadline = time.monotonic() + 30
     while sum(map(len, got.values())) < 20000 and time.monotonic() < deadline:

@@ -158,3 +158,35 @@ def test_receive_disabled_drops_before_the_mac_counts(dev, make_driver):
     dev.wire.send(TrafficProfile(count=4))
     expect_only(dev)
     assert dev.diagnostics()["rx_disabled"] == 4
+
+
+def test_mac_drops_complete_the_account(dev, make_driver):
+    """sent = received + ROC + RUC + QPRDC, frame for frame (issue 15: size=9018 with the
+    default 1518-byte limit used to vanish from the drop count)."""
+    drv = make_driver(ndesc=4096, drop_en=True)
+    p = TrafficProfile(count=4000, sizes=(64, 1518, 1519, 9018, 16128), flows=3)
+    dev.wire.send(p)
+    runts = [DST_MAC + bytes(30), DST_MAC + bytes(50)]      # 40 and 60 bytes on the wire
+    dev.wire.inject(runts)
+    got = drv.receive(0)
+    st = drv.stats()
+    assert len(got) + st["ROC"] + st["RUC"] + st["QPRDC0"] == 4000 + len(runts)
+    assert st["RUC"] == 2 and st["ROC"] > 0 and st["QPRDC0"] == 0
+    assert all(len(f) <= 1514 for f, *_ in got)
+    want_roc = sum(1 for i in range(4000) if len(p.frame(i, DST_MAC)) + 4 > 1518)
+    assert st["ROC"] == want_roc
+
+
+def test_a_pcap_with_jumbo_frames_is_accounted(dev, make_driver, tmp_path):
+    from wirecap.dump import PcapWriter
+    from wirecap.sim import Pcap
+    drv = make_driver(ndesc=256)
+    path = tmp_path / "mixed.pcap"
+    sizes = [100, 2000, 1514, 1515, 9000, 60]                # frames without FCS
+    with PcapWriter(path) as w:
+        for i, n in enumerate(sizes):
+            w.write(i * 1000, DST_MAC + bytes(n - 6))
+    dev.wire.send(Pcap(str(path)))
+    got = drv.receive(0)
+    st = drv.stats()
+    assert len(got) == 3 and st["ROC"] == 3 and len(got) + st["ROC"] == dev.wire.sent == 6

@@ -40,12 +40,13 @@ def drain(q, keep=False):
     return out
 
 
-def test_every_frame_delivered_in_order_or_counted_with_the_wire_running(nic):
+@pytest.mark.parametrize("concurrent", [True, False])    # the wire thread races the driver
+def test_every_frame_delivered_in_order_or_counted_with_the_wire_running(nic, concurrent):
     nic.set_rss(4)
     qs = [nic.rx_queue(i, ndesc=256, segment=32, chunks=40, flush_us=200) for i in range(4)]
     nic.start()
     p = TrafficProfile(count=60_000, flows=32, rate=1_000_000)
-    nic.port.wire.play(p)
+    nic.port.wire.play(p, concurrent=concurrent)
     got = [[] for _ in qs]
     while nic.port.wire.running:
         for q, g in zip(qs, got):

@@ -14,14 +14,20 @@ __all__ = ["Device", "Iommu", "ModelError", "Pcap", "TrafficProfile", "Wire", "l
 _instances = {}
 
 
-def open(index=0, iommu=None):
-    """The model port ``sim:<index>``, created on first use (optionally in DMA domain ``iommu``)."""
+def open(index=0, iommu=None, concurrent=None):
+    """The model port ``sim:<index>``, created on first use (optionally in DMA domain ``iommu``).
+
+    ``concurrent``: how its wire plays by default: False (the default) on the driver's clock,
+    True from a real-time thread of its own (CLI ``--wire-thread``); None leaves it as it is.
+    """
     dev = _instances.get(index)
     if dev is None:
         dev = _instances[index] = Device(index, iommu)
         dev.wire = Wire(dev)
     elif iommu is not None and dev.iommu is not iommu:
         raise ModelError(f"sim:{index} is already attached to another IOMMU domain")
+    if concurrent is not None:
+        dev.wire.concurrent = bool(concurrent)
     return dev
 
 

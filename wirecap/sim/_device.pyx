@@ -2,9 +2,10 @@
 
 It follows the datasheet, not our driver. The parts, one file each: the register file and its
 dispatch (_registers), the receive path (_receive), the transmit path (_transmit), the
-statistics (_counters), frame parsing, FCS and Toeplitz (_frame), over the state they share
-(_state). Device adds register access for drivers (``reg_read``/``reg_write`` without the GIL,
-``read32``/``write32`` from Python), cabling, synchronous delivery and inspection.
+statistics (_counters), frame parsing, FCS and Toeplitz (_frame), the driver's clock (_clock),
+over the state they share (_state). Device adds register access for drivers (``reg_read``/
+``reg_write``/``sync_at`` without the GIL, ``read32``/``write32``/``sync`` from Python),
+cabling, synchronous delivery and inspection.
 
 Deliberate simplifications, each documented in docs/model.md: one packet buffer (no DCB/VMDq),
 no header split, no RSC, no VLAN stripping, no flow control; write-back happens per descriptor
@@ -12,7 +13,7 @@ no header split, no RSC, no VLAN stripping, no flow control; write-back happens 
 """
 import os
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free
 
 cimport wirecap.ixgbe as r
@@ -21,8 +22,9 @@ from wirecap.sim._counters cimport D_UNKNOWN_ACCESS
 from wirecap.sim._counters import DIAGNOSTICS
 from wirecap.sim._frame cimport FrameInfo, parse_frame
 from wirecap.sim._iommu cimport Iommu, model_lock, model_unlock
-from wirecap.sim cimport _receive, _registers
+from wirecap.sim cimport _clock, _receive, _registers
 from wirecap.sim._registers import define_registers
+from wirecap.includes.clocks cimport mono_ns
 from wirecap.sim._state cimport DeviceState, NVM_WORDS, UNKNOWN_LOG, now_ns
 from wirecap.sim._transmit cimport transmit
 
@@ -40,7 +42,7 @@ cdef class Device(DeviceState):
         self.strict = bool(strict) if strict is not None else \
             os.environ.get("WIRECAP_MODEL_STRICT", "") not in ("", "0")
         define_registers(self)
-        _registers.reset(self, now_ns())               # power-on behaves like a reset
+        _registers.reset(self, mono_ns())               # power-on behaves like a reset
 
     # -------------------------------------------------------------- register access
     cdef int reg_read(self, uint32_t off, uint32_t* out) noexcept nogil:
@@ -50,10 +52,25 @@ cdef class Device(DeviceState):
     cdef int reg_write(self, uint32_t off, uint32_t val) noexcept nogil:
         return _registers.reg_write(self, off, val)
 
-    cdef int rx_frame(self, const uint8_t* d, uint32_t n, FrameInfo* fi) noexcept nogil:
-        """A frame (without FCS) arrives from the wire; the caller holds the model lock.
-        0 if delivered or queued in the packet buffer, 1 if dropped (and counted)."""
-        return _receive.rx_frame(self, d, n, fi)
+    cdef void sync_at(self, int64_t now) noexcept nogil:
+        """The driver's poll hook (Regs.sync): deliver the frames due by ``now`` (_clock)."""
+        _clock.sync(self, now)
+
+    # -------------------------------------------------------------- the driver's clock
+    def sync(self):
+        """Deliver every frame due by now, as a register access would; returns when done."""
+        cdef int64_t now
+        cdef bint locked
+        with nogil:
+            locked = _clock.enter(self, &now)
+            _clock.leave(self, locked)
+
+    def clock_stats(self):
+        """What catching up with the wire's schedule cost the threads that touched the port:
+        wall-clock ns spent delivering (preemption included), the same in thread CPU time,
+        frames delivered, rounds (docs/model.md, "Time")."""
+        return {"catchup_ns": self.catchup_ns, "catchup_cpu_ns": self.catchup_cpu_ns,
+                "catchup_frames": self.catchup_frames, "catchups": self.catchups}
 
     # -------------------------------------------------------------- Python API
     def read32(self, uint32_t offset):
@@ -101,15 +118,19 @@ cdef class Device(DeviceState):
         cdef FrameInfo fi
         cdef const uint8_t[::1] view
         cdef int took = 0
+        cdef int64_t now
+        cdef bint locked
         for frame in frames:
             view = bytes(frame) if not isinstance(frame, bytes) else frame
             if view.shape[0] == 0:
                 raise ValueError("deliver: an empty frame cannot be put on the wire")
             parse_frame(&view[0], view.shape[0], &fi)
             with nogil:
+                locked = _clock.enter(self, &now)       # after the frames due before it
                 model_lock()
-                took += self.rx_frame(&view[0], view.shape[0], &fi) == 0
+                took += _receive.rx_frame(self, &view[0], view.shape[0], &fi, now) == 0
                 model_unlock()
+                _clock.leave(self, locked)
         return took
 
     def transmitted(self):
@@ -129,7 +150,7 @@ cdef class Device(DeviceState):
             model_lock()
             for q in range(128):
                 if self.txq[q].enabled and self.txq[q].head != self.txq[q].tail:
-                    transmit(self, q, now_ns())
+                    transmit(self, q, mono_ns())
             model_unlock()
 
     def start_trace(self, int capacity=100000):

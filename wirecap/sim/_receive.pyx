@@ -4,7 +4,7 @@ and the receive DMA engine writing frames into descriptor rings.
 A frame from the wire goes rx_frame → (packet buffer) → dma_rx; drain moves waiting frames on
 when the driver hands out descriptors. The caller holds the model lock.
 """
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
 
 cimport wirecap.ixgbe as r
@@ -13,12 +13,14 @@ from wirecap.sim._counters cimport (C_TPR, C_TOR, C_RUC, C_ROC, C_RNBC, C_MPC, C
                                     D_FILTERED, D_RX_RING_FAULT, D_RX_BUF_FAULT,
                                     D_QUEUE_REFUSED, count_rx_good)
 from wirecap.sim._frame cimport FrameInfo, be16, ethernet_fcs, rss_input
-from wirecap.sim._state cimport (DeviceState, RxQ, PbEntry, PB_MAX, load32, load64, store32,
-                                 store64_release, fence, now_ns)
+from wirecap.includes.atomics cimport ld32, ld64, st32, st64, fence
+from wirecap.sim._state cimport DeviceState, RxQ, PbEntry, PB_MAX
 
 
-cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi) noexcept nogil:
-    """A frame (without FCS) arrives from the wire. The caller holds the model lock.
+cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi,
+                  int64_t at) noexcept nogil:
+    """A frame (without FCS) arrives from the wire at time ``at``. The caller holds the model
+    lock.
 
     Returns 0 if delivered or queued in the packet buffer, 1 if dropped (and counted)."""
     cdef uint32_t wire_len = n + r.FCS_LEN, maxlen, i, q, pkt_info, status
@@ -28,7 +30,7 @@ cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi) no
     cdef int res
     s.diag[D_WIRE_RX] += 1
     if not s.link_is_up:
-        if now_ns() < s.link_up_ns:
+        if at < s.link_up_ns:
             s.diag[D_LINK_DOWN] += 1
             return 1
         s.link_is_up = 1
@@ -130,7 +132,7 @@ cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32
     cdef uint8_t fcsb[4]
     cdef bint strip = (s.regs[r.HLREG0 >> 2] & r.HLREG0_RXCRCSTRP) != 0
     host_len = n if strip else n + 4
-    cdef uint32_t tail = load32(&q.tail)
+    cdef uint32_t tail = ld32(&q.tail)
     if q.enabled and tail < q.ndesc:    # a tail beyond the ring stalls the queue
         avail = tail - q.head if tail >= q.head else tail + q.ndesc - q.head
         need = (host_len + q.bufsize - 1) // q.bufsize
@@ -157,7 +159,7 @@ cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32
     for k in range(need):
         desc = ring + head * r.DESC_SIZE
         chunk = host_len - pos if host_len - pos < q.bufsize else q.bufsize
-        dst = s.iommu.lookup(load64(desc), chunk, 1, &q.bufmap)
+        dst = s.iommu.lookup(ld64(desc), chunk, 1, &q.bufmap)
         if dst == NULL:
             s.diag[D_RX_BUF_FAULT] += 1
         elif pos + chunk <= n:
@@ -168,18 +170,18 @@ cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32
             memcpy(dst + (n - pos if pos < n else 0),
                    fcsb + (pos - n if pos > n else 0), chunk - (n - pos if pos < n else 0))
         if q.legacy:
-            store64_release(desc + 8, <uint64_t>chunk |
+            st64(desc + 8, <uint64_t>chunk |
                             (<uint64_t>(r.RXD_STAT_DD |
                                         (r.RXD_STAT_EOP if k == need - 1 else 0)) << 32))
         else:
             (<uint32_t*>desc)[0] = pkt_info
             (<uint32_t*>desc)[1] = hash
-            store64_release(desc + 8, <uint64_t>(
+            st64(desc + 8, <uint64_t>(
                 status if k == need - 1 else status & ~<uint32_t>r.RXDADV_STAT_EOP) |
                 (<uint64_t>chunk << 32))
         head = head + 1 if head + 1 < q.ndesc else 0
         pos += chunk
-    store32(&q.head, head)
+    st32(&q.head, head)
     s.stat[C_QPRC + q.stat] += 1
     s.stat[C_QBRC + q.stat] += host_len
     s.stat[C_RXDGPC] += 1
@@ -203,7 +205,7 @@ cdef void pb_push(DeviceState s, const uint8_t* d, uint32_t n, uint32_t q, uint3
     s.pbq[slot].hash = hash
     s.pbq[slot].pkt_info = pkt_info
     s.pbq[slot].status = status
-    store32(&s.pb_count, s.pb_count + 1)
+    st32(&s.pb_count, s.pb_count + 1)
     s.pb_tail = (end + n) % PB_MAX
     s.pb_bytes += n + r.FCS_LEN
 

@@ -10,13 +10,15 @@ from libc.string cimport memcpy, memset
 
 cimport wirecap.ixgbe as r
 from wirecap import ixgbe
+from wirecap.sim._clock cimport enter, leave
 from wirecap.sim import regfile
 from wirecap.sim._counters cimport *
 from wirecap.sim._frame cimport toeplitz_table
 from wirecap.sim._iommu cimport model_lock, model_unlock
 from wirecap.sim._receive cimport drain, enable_rx
+from wirecap.includes.atomics cimport ld32, st32, fence
 from wirecap.sim._state cimport (DeviceState, RxQ, NWORDS, NVM_WORDS, UNKNOWN_LOG, link_up,
-                                 load32, store32, fence, now_ns)
+                                 load32, store32, now_ns)
 from wirecap.sim._transmit cimport transmit, enable_tx
 
 cdef uint32_t _rss_generation = 0       # unique across devices: FrameInfo caches are keyed on it
@@ -163,48 +165,58 @@ cdef void link_event(DeviceState s, int64_t now) noexcept nogil:
 
 # ------------------------------------------------------------------ access and dispatch
 cdef int reg_read(DeviceState s, uint32_t off, uint32_t* out) noexcept nogil:
-    """0 on success, -1: unaligned/outside BAR0, -2: no register at off (strict mode)."""
+    """0 on success, -1: unaligned/outside BAR0, -2: no register at off (strict mode). A sync
+    point: the frames due before the access are delivered first (_clock)."""
     if off & 3 or off >= r.BAR0_SIZE:
         return -1
     cdef uint32_t w = off >> 2
+    cdef int64_t now
+    cdef bint locked
     if s.handler[w] == H_NONE:
         out[0] = 0
         return unknown(s, off, 0, 0)
-    if s.handler[w] == H_RDH:        # the head is published atomically: no lock
-        out[0] = load32(&s.rxq[s.qidx[w]].head)
-        return 0
-    model_lock()
-    out[0] = read_word(s, w, now_ns())
-    model_unlock()
+    locked = enter(s, &now)
+    if s.handler[w] == H_RDH:        # the head is published atomically: no model lock
+        out[0] = ld32(&s.rxq[s.qidx[w]].head)
+    else:
+        model_lock()
+        out[0] = read_word(s, w, now)
+        model_unlock()
+    leave(s, locked)
     return 0
 
 
 cdef int reg_write(DeviceState s, uint32_t off, uint32_t val) noexcept nogil:
+    """As reg_read; the write takes effect after the frames due before it."""
     if off & 3 or off >= r.BAR0_SIZE:
         return -1
     cdef uint32_t w = off >> 2
     cdef RxQ* q
+    cdef int64_t now
+    cdef bint locked
     if s.handler[w] == H_NONE:
         return unknown(s, off, 1, val)
+    locked = enter(s, &now)
     if s.trace_n < s.trace_cap:
         s.trace[2 * s.trace_n] = off
         s.trace[2 * s.trace_n + 1] = val
         s.trace_n += 1
     if s.handler[w] == H_RDT:
-        # The doorbell of the fast path takes no lock (a hardware tail register does not
-        # wait either). The fence pairs with the one in rx_frame: either the DMA engine
+        # The doorbell of the fast path takes no model lock (a hardware tail register does
+        # not wait either). The fence pairs with the one in rx_frame: either the DMA engine
         # sees this tail, or this thread sees the frame waiting on chip and drains it.
         q = &s.rxq[s.qidx[w]]
-        store32(&q.tail, val)
+        st32(&q.tail, val)
         fence()
-        if load32(&s.pb_count):
+        if ld32(&s.pb_count):
             model_lock()
             drain(s)
             model_unlock()
-        return 0
-    model_lock()
-    write_word(s, w, val, now_ns())
-    model_unlock()
+    else:
+        model_lock()
+        write_word(s, w, val, now)
+        model_unlock()
+    leave(s, locked)
     return 0
 
 

@@ -31,7 +31,7 @@ cdef class ModelRegs(Regs):
             self.bad_offset = off
 
     cdef void sync(self, int64_t now) noexcept nogil:
-        pass                            # the model's clock-driven delivery comes here
+        self.dev.sync_at(now)           # the frames due by now meet the rings first
 
     def fault(self):
         if self.bad_offset < 0:

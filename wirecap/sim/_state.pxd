@@ -1,6 +1,10 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from wirecap.sim._iommu cimport Iommu, Mapping
 
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+
 # The state one 82599 port keeps: registers, queues, counters, the packet buffer. Each role
 # (_registers, _receive, _transmit) is a set of functions over it; Device adds the Python API.
 
@@ -11,6 +15,12 @@ cdef enum:
     TXBUF_MAX = 16384           # largest frame the transmit path gathers
     UNKNOWN_LOG = 256           # unknown accesses remembered (offset, read/write, value)
     NVM_WORDS = 64              # words of the NVM image: zeros and the checksum word
+
+cdef extern from *:
+    """
+    #define WC_SIM_NOTHING_DUE INT64_MAX
+    """
+    const int64_t NOTHING_DUE "WC_SIM_NOTHING_DUE"   # Arrivals: no frame is due
 
 cdef struct RxQ:
     uint64_t ring_iova
@@ -46,6 +56,16 @@ cdef struct PbEntry:        # a frame waiting in the on-chip receive packet buff
     uint32_t hash
     uint32_t pkt_info
     uint32_t status
+
+cdef class DeviceState
+
+
+cdef class Arrivals:
+    """Frames due at the port's receive side on the driver's clock (the wire's schedule)."""
+    # deliver, in arrival order, every frame due by ``upto`` (CLOCK_MONOTONIC ns); set
+    # s.next_due; return how many. Called with the port's clock lock held (_clock).
+    cdef uint64_t deliver(self, DeviceState s, int64_t upto) noexcept nogil
+
 
 cdef class DeviceState:
     cdef readonly int index
@@ -97,6 +117,12 @@ cdef class DeviceState:
     cdef uint64_t sink_len, sink_cap
     cdef uint32_t* sink_lens
     cdef uint64_t sink_n, sink_kept, sink_ncap
+    # the driver's clock (_clock): what is due next, who delivers it, what that costs
+    cdef Arrivals arrivals          # None: no schedule (a wire thread, or nothing playing)
+    cdef int64_t next_due           # when the next frame is due; NOTHING_DUE if none
+    cdef pthread_mutex_t clock_lock
+    cdef uint32_t sync_pending      # a sync found the lock taken: the holder delivers for it
+    cdef uint64_t catchup_ns, catchup_cpu_ns, catchup_frames, catchups
 
 # Atomic accesses for what the driver's threads read or write without the model lock.
 from wirecap.includes.atomics cimport (st64 as store64_release, ld64 as load64, ld32 as load32,

@@ -1,9 +1,20 @@
 """The state of one model 82599 port, shared by its register file, receive path and transmit
-path (each a module of functions over it); allocation and release only."""
+path (each a module of functions over it); allocation and release only. Also the base of
+what a port's clock delivers (Arrivals: the wire implements it)."""
 from libc.stdlib cimport calloc, malloc, free
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_mutex_init(pthread_mutex_t*, void*)
+    int pthread_mutex_destroy(pthread_mutex_t*)
 
 from wirecap.sim._counters cimport C_COUNT, D_COUNT
 from wirecap.sim._iommu cimport Iommu
+
+
+cdef class Arrivals:
+    cdef uint64_t deliver(self, DeviceState s, int64_t upto) noexcept nogil:
+        s.next_due = NOTHING_DUE
+        return 0
 
 
 cdef class DeviceState:
@@ -32,9 +43,13 @@ cdef class DeviceState:
         self.reset_delay_ns = 1000000       # EEC.ARD / RDRXCTL.DMAIDONE 1 ms after a reset
         self.link_delay_ns = 2000000        # auto-negotiation takes 2 ms
         self.peer = None
+        self.arrivals = None
+        self.next_due = NOTHING_DUE
+        pthread_mutex_init(&self.clock_lock, NULL)
 
     def __dealloc__(self):
         free(self.regs); free(self.handler); free(self.qidx); free(self.canon)
         free(self.reset_val); free(self.wmask); free(self.unknown_log)
         free(self.stat); free(self.latch); free(self.diag); free(self.pb); free(self.pbq)
         free(self.txbuf); free(self.sink_buf); free(self.sink_lens); free(self.trace)
+        pthread_mutex_destroy(&self.clock_lock)

@@ -12,7 +12,8 @@ from wirecap.sim._counters cimport (C_QPTC, C_QBTC, D_TX_FAULT, D_TX_LINK_DOWN,
                                     D_QUEUE_REFUSED, count_tx_good)
 from wirecap.sim._frame cimport FrameInfo, parse_frame
 from wirecap.sim._receive cimport rx_frame
-from wirecap.sim._state cimport DeviceState, TxQ, TXBUF_MAX, link_up, load64
+from wirecap.includes.atomics cimport ld64
+from wirecap.sim._state cimport DeviceState, TxQ, TXBUF_MAX, link_up
 
 
 cdef void transmit(DeviceState s, uint32_t qi, int64_t now) noexcept nogil:
@@ -37,7 +38,7 @@ cdef void transmit(DeviceState s, uint32_t qi, int64_t now) noexcept nogil:
             pass                                # context descriptor: offload setup only
         else:
             ln = cmd & r.TXD_DTALEN_MASK
-            src = s.iommu.translate(load64(desc), ln, 0)
+            src = s.iommu.translate(ld64(desc), ln, 0)
             if src == NULL or flen + ln > TXBUF_MAX:
                 bad = 1
             else:
@@ -74,7 +75,7 @@ cdef void emit(DeviceState s, uint32_t qi, uint32_t flen, bint ifcs, int64_t now
     s.stat[C_QPTC + s.txq[qi].stat] += 1
     s.stat[C_QBTC + s.txq[qi].stat] += n
     if s.peer is not None:
-        rx_frame(s.peer, s.txbuf, n, &fi)
+        rx_frame(s.peer, s.txbuf, n, &fi, now)
     else:
         sink(s, n)
 

@@ -1,114 +1,181 @@
 """The wire in front of a model port: plays a traffic profile or a pcap file into it.
 
-``play`` paces frames in real time from a thread that runs without the GIL; ``send`` puts
-them on the port as fast as the model takes them, in the caller's thread (deterministic
-tests, benchmarks). Templates are parsed once; each frame is a template plus its sequence
-number, so the per-frame cost is a copy, a lookup of the cached RSS hash and the DMA.
+Three ways to play (docs/model.md, "Time"):
+
+- ``play(source)``, on the driver's clock (the default): the wire is a schedule of arrival
+  times counted from the instant play starts, and the port delivers the frames due whenever
+  the driver touches it (_clock). No thread, no core of its own.
+- ``play(source, concurrent=True)``: a thread without the GIL paces frames in real time,
+  as silicon's MAC would, concurrently with the driver (race and stress tests).
+- ``send(source)``: every frame now, unpaced, in the caller's thread (deterministic tests).
+
+Templates are parsed once; a frame is a template plus its sequence number, so the per-frame
+cost is a copy, a lookup of the cached RSS hash and the DMA. A pcap is streamed record by
+record (_pcapfile), never held whole.
 """
+import math
 import threading
+import time
 
 import numpy as np
+cimport cython
 cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport calloc, malloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 from posix.time cimport timespec, nanosleep
 
-from wirecap.includes.clocks cimport mono_ns as now_ns
-from wirecap.sim._device cimport Device, FrameInfo, parse_frame
+from wirecap.sim._clock cimport attach, detach
+from wirecap.sim._device cimport Device
+from wirecap.sim._frame cimport FrameInfo, parse_frame
 from wirecap.sim._iommu cimport model_lock, model_unlock
+from wirecap.sim._pcapfile cimport PcapFile, pcap_next, pcap_rewind
+from wirecap.sim._receive cimport rx_frame
+from wirecap.includes.atomics cimport st64
+from wirecap.includes.clocks cimport mono_ns
+from wirecap.sim._state cimport Arrivals, DeviceState, NOTHING_DUE
 from wirecap.sim.traffic import TrafficProfile, line_rate_pps
-from wirecap.dump import read_pcap
 from wirecap.errors import WirecapError
 
 cnp.import_array()
 
 cdef enum:
-    BATCH = 64                  # frames per lock acquisition
+    BATCH = 64                  # frames per model-lock acquisition
 
 
 class Pcap:
-    """A pcap file as a wire source: original timing, or a fixed ``rate`` in frames/s.
-    Frames shorter than 60 bytes are padded as a transmitting NIC would."""
+    """A pcap file as a wire source.
 
-    def __init__(self, path, rate=None, loops=1):
-        linktype, records = read_pcap(path)
-        if linktype != 1:
-            raise WirecapError(f"{path}: link type {linktype} is not Ethernet (1); the model's "
+    rate     frames/s instead of the file's timing (None: the file's timing)
+    loops    times the file is played
+    speed    the file's timing sped up by this factor (tcpreplay's --multiplier)
+    max_gap  seconds: a longer gap between two records is cut to this (None: keep every gap);
+             on the driver's clock a gap costs no CPU, but it still takes its wall time
+    """
+
+    def __init__(self, path, rate=None, loops=1, speed=1.0, max_gap=1.0):
+        f = PcapFile(path)
+        if f.linktype != 1:
+            raise WirecapError(f"{path}: link type {f.linktype} is not Ethernet (1); the model's "
                                f"wire carries Ethernet frames only")
-        if not records:
+        f.check()
+        if f.records == 0:
             raise WirecapError(f"{path}: the file holds no frames to play")
-        if rate is not None and not rate > 0:
-            raise WirecapError(f"pcap rate={rate!r}: must be a positive number of frames/s")
-        if not (isinstance(loops, int) and loops >= 1):
+        for name, v in (("rate", rate), ("speed", speed), ("max_gap", max_gap)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or
+                                  not 0 < v < math.inf):
+                raise WirecapError(f"pcap {name}={v!r}: must be a positive finite number"
+                                   + (" of frames/s" if name == "rate" else
+                                      " of seconds, or None" if name == "max_gap" else ""))
+        if speed is None:
+            raise WirecapError("pcap speed=None: give a positive factor (1.0: the file's timing)")
+        if not (isinstance(loops, int) and not isinstance(loops, bool) and loops >= 1):
             raise WirecapError(f"pcap loops={loops!r}: must be an integer >= 1")
-        self.path, self.rate, self.loops = path, rate, loops
-        self.frames = [d if len(d) >= 60 else d + bytes(60 - len(d)) for _, d, _ in records]
-        t0 = records[0][0]
-        self.times = np.array([t - t0 for t, _, _ in records], dtype=np.int64)
+        self.path, self.rate, self.loops = str(path), rate, loops
+        self.speed, self.max_gap = float(speed), max_gap
+        self.records, self.first_ns, self.last_ns = f.records, f.first_ns, f.last_ns
 
     @property
     def count(self):
-        return len(self.frames) * self.loops
+        return self.records * self.loops
+
+    def _open(self):
+        f = PcapFile(self.path)
+        f.check()                       # the file may have changed since
+        if f.records != self.records:
+            raise WirecapError(f"{self.path}: changed since it was opened ({f.records} "
+                               f"records, was {self.records})")
+        return f
 
 
-cdef class Wire:
+@cython.final
+cdef class Wire(Arrivals):
     """Traffic into one model port (``Device``)."""
     cdef Device dev
+    # a profile: templates and their schedule
     cdef uint8_t* blob
     cdef uint64_t* offs
     cdef uint32_t* lens
     cdef FrameInfo* infos
     cdef uint32_t* sched
     cdef uint32_t nsched, ntempl
-    cdef int64_t* times
-    cdef int64_t span_ns
-    cdef uint64_t count
     cdef int stamp
-    cdef double interval_ns, burst_ns, line_ns
+    cdef double interval_ns, line_ns
     cdef uint64_t burst
     cdef uint8_t* scratch
+    # a pcap: the open file, its timing
+    cdef PcapFile pcap
+    cdef FrameInfo pcap_fi
+    cdef uint64_t pcap_records
+    cdef int64_t prev_ts, loop_gap_ns, max_gap_ns
+    cdef double speed
+    cdef readonly uint64_t gaps_shortened
+    # progress: frame ``sent`` is the next one, due ``next_ns`` after the start
+    cdef uint64_t count
+    cdef int64_t next_ns
+    cdef int64_t t0
     cdef volatile bint stopping
+    cdef bint on_clock
+    cdef public bint concurrent         # play()'s default: a wire thread instead of the clock
     cdef readonly uint64_t sent
     cdef readonly int64_t started_ns, finished_ns, max_lag_ns
     cdef object _keep, _thread
 
-    def __cinit__(self, Device device):
+    def __cinit__(self, Device device, bint concurrent=False):
         self.dev = device
+        self.concurrent = concurrent
 
     def __dealloc__(self):
         self._free()
 
     cdef void _free(self):
         free(self.blob); free(self.offs); free(self.lens); free(self.infos)
-        free(self.sched); free(self.times); free(self.scratch)
+        free(self.sched); free(self.scratch)
         self.blob = NULL; self.offs = NULL; self.lens = NULL; self.infos = NULL
-        self.sched = NULL; self.times = NULL; self.scratch = NULL
+        self.sched = NULL; self.scratch = NULL
 
     # -------------------------------------------------------------- loading a source
     def _load(self, source):
-        if self._thread is not None and self._thread.is_alive():
+        if self.running:
             raise WirecapError("the wire is still playing: stop() or wait() first")
+        if self.on_clock:
+            self._detach()
         if isinstance(source, str):
             source = TrafficProfile.parse(source)
+        self._free()
+        self.pcap = None
         if isinstance(source, TrafficProfile):
-            mac = bytes.fromhex(self.dev.mac.replace(":", ""))
-            templates, sched = source.templates(mac), source.schedule()
-            self.stamp = source.stamp_offset
-            self.interval_ns = 1e9 / source.pps
-            self.line_ns = 1e9 / line_rate_pps(source.mean_size)
-            self.burst = source.burst
-            times = None
+            self._load_profile(source)
         elif isinstance(source, Pcap):
-            templates, sched = source.frames, np.arange(len(source.frames), dtype=np.uint32)
+            self.pcap = source._open()
+            self.pcap_records = source.records
             self.stamp = -1
             self.burst = 0
             self.interval_ns = 1e9 / source.rate if source.rate else 0
-            times = None if source.rate else source.times
+            self.speed = source.speed
+            self.max_gap_ns = -1 if source.max_gap is None else int(source.max_gap * 1e9)
+            # a looped file restarts one mean inter-record gap after its last record
+            span = source.last_ns - source.first_ns
+            self.loop_gap_ns = span // (source.records - 1) if source.records > 1 else 1000
+            self.gaps_shortened = 0
         else:
             raise WirecapError(f"wire source {source!r}: give a TrafficProfile, a profile "
                                f"string such as 'count=1000,size=64', or a Pcap")
-        self._free()
+        self.count = source.count
+        self.sent = 0
+        self.max_lag_ns = 0
+        self.started_ns = self.finished_ns = 0
+        self._keep = source
+        with nogil:
+            self._first()
+
+    def _load_profile(self, source):
+        mac = bytes.fromhex(self.dev.mac.replace(":", ""))
+        templates, sched = source.templates(mac), source.schedule()
+        self.stamp = source.stamp_offset
+        self.interval_ns = 1e9 / source.pps
+        self.line_ns = 1e9 / line_rate_pps(source.mean_size)
+        self.burst = source.burst
         total = sum(len(t) for t in templates)
         self.ntempl = len(templates)
         self.nsched = len(sched)
@@ -132,101 +199,160 @@ cdef class Wire:
             off += len(t)
         cdef const uint32_t[::1] s = np.ascontiguousarray(sched, dtype=np.uint32)
         memcpy(self.sched, &s[0], 4 * self.nsched)
-        self.span_ns = 0
-        if times is not None:
-            self.times = <int64_t*>malloc(8 * len(times))
-            for i in range(len(times)):
-                self.times[i] = times[i]
-            # a looped pcap restarts one mean inter-frame gap after its last frame
-            last = int(times[len(times) - 1])
-            self.span_ns = last + (last // (len(times) - 1) if len(times) > 1 else 1000)
-        self.count = source.count
-        self.sent = 0
-        self.max_lag_ns = 0
-        self._keep = source
 
+    # -------------------------------------------------------------- the schedule
     cdef inline int64_t _due(self, uint64_t i) noexcept nogil:
+        """When profile frame i is due, ns after the first."""
         cdef uint64_t b, k
-        if self.times != NULL:
-            return (i // self.nsched) * self.span_ns + self.times[i % self.nsched]
         if self.burst:             # bursts at line rate, spaced to keep the mean rate
             b = i // self.burst
             k = i % self.burst
             return <int64_t>(b * self.burst * self.interval_ns + k * self.line_ns)
         return <int64_t>(i * self.interval_ns)
 
-    cdef void _deliver(self, uint64_t first, uint64_t n) noexcept nogil:
-        cdef uint64_t i
-        cdef uint32_t t
+    cdef void _first(self) noexcept nogil:
+        """Position on frame 0."""
+        self.next_ns = 0
+        if self.pcap is not None:
+            pcap_rewind(&self.pcap.stream)
+            self._read_record()
+            self.prev_ts = self.pcap.stream.ts
+
+    cdef bint _read_record(self) noexcept nogil:
+        # the next record, or the first again for the next loop; 0 when the file ends early
+        cdef int rc = pcap_next(&self.pcap.stream)
+        if rc == 0 and self.sent < self.count:
+            pcap_rewind(&self.pcap.stream)
+            rc = pcap_next(&self.pcap.stream)
+        if rc != 1:
+            self.count = self.sent      # the file changed under us: what was read was sent
+            return 0
+        parse_frame(self.pcap.stream.data, self.pcap.stream.len, &self.pcap_fi)
+        return 1
+
+    cdef void _advance(self) noexcept nogil:
+        """Frame ``sent`` went out: move to the next and compute when it is due."""
+        cdef int64_t gap
+        self.sent += 1
+        if self.sent >= self.count:
+            return
+        if self.pcap is None:
+            self.next_ns = self._due(self.sent)
+            return
+        if not self._read_record():
+            return
+        if self.interval_ns:
+            self.next_ns = <int64_t>(self.sent * self.interval_ns)
+            return
+        if self.sent % self.pcap_records == 0:
+            gap = self.loop_gap_ns
+        else:
+            gap = self.pcap.stream.ts - self.prev_ts
+        self.prev_ts = self.pcap.stream.ts
+        if gap < 0:                     # records out of time order: back to back
+            gap = 0
+        if self.max_gap_ns >= 0 and gap > self.max_gap_ns:
+            gap = self.max_gap_ns
+            self.gaps_shortened += 1
+        self.next_ns += <int64_t>(gap / self.speed)
+
+    cdef uint64_t _run(self, int64_t upto, int64_t now, uint64_t limit) noexcept nogil:
+        """Deliver, in order, the frames due by ``upto`` (ns on the monotonic clock), at most
+        ``limit``; a frame arrives at its due time, or at ``now`` if that is earlier."""
+        cdef uint64_t n = 0, i
+        cdef uint32_t t, ln
         cdef const uint8_t* src
+        cdef FrameInfo* fi
+        cdef int64_t at
+        if self.sent < self.count and upto - (self.t0 + self.next_ns) > self.max_lag_ns and \
+                upto != NOTHING_DUE:
+            self.max_lag_ns = upto - (self.t0 + self.next_ns)
         model_lock()
-        for i in range(first, first + n):
-            t = self.sched[i % self.nsched]
-            src = self.blob + self.offs[t]
-            if self.stamp >= 0:
-                memcpy(self.scratch, src, self.lens[t])
-                memcpy(self.scratch + self.stamp, &i, 8)     # little-endian sequence number
-                src = self.scratch
-            self.dev.rx_frame(src, self.lens[t], &self.infos[t])
+        while n < limit and self.sent < self.count and self.t0 + self.next_ns <= upto:
+            i = self.sent
+            if self.pcap is None:
+                t = self.sched[i % self.nsched]
+                src = self.blob + self.offs[t]
+                ln = self.lens[t]
+                fi = &self.infos[t]
+                if self.stamp >= 0:
+                    memcpy(self.scratch, src, ln)
+                    memcpy(self.scratch + self.stamp, &i, 8)    # little-endian sequence number
+                    src = self.scratch
+            else:
+                src, ln, fi = self.pcap.stream.data, self.pcap.stream.len, &self.pcap_fi
+            at = self.t0 + self.next_ns
+            rx_frame(self.dev, src, ln, fi, at if at < now else now)
+            self._advance()
+            n += 1
+            if n % BATCH == 0:          # let other ports' register accesses in
+                model_unlock()
+                model_lock()
         model_unlock()
+        if self.sent >= self.count and n:
+            self.finished_ns = mono_ns()
+        return n
+
+    cdef uint64_t deliver(self, DeviceState s, int64_t upto) noexcept nogil:
+        """On the driver's clock (called by _clock with the clock lock held)."""
+        cdef uint64_t n = self._run(upto, upto, <uint64_t>-1)
+        st64(&s.next_due, self.t0 + self.next_ns if self.sent < self.count else NOTHING_DUE)
+        return n
 
     cdef void _pace(self) noexcept nogil:
-        cdef int64_t t0 = now_ns(), now, wait
-        cdef uint64_t i = 0, j
+        cdef int64_t now, wait
         cdef timespec ts
-        self.started_ns = t0
-        while i < self.count and not self.stopping:
-            now = now_ns() - t0
-            j = i
-            while j < self.count and j - i < BATCH and self._due(j) <= now:
-                j += 1
-            if j == i:
-                wait = self._due(i) - now
-                if wait > 100000:           # sleep through long gaps, spin through short ones
+        while self.sent < self.count and not self.stopping:
+            now = mono_ns()
+            wait = self.t0 + self.next_ns - now
+            if wait > 0:
+                if wait > 100000:       # sleep through long gaps, spin through short ones
                     ts.tv_sec = 0
                     ts.tv_nsec = min(wait - 50000, 1000000)
                     nanosleep(&ts, NULL)
                 continue
-            if now - self._due(i) > self.max_lag_ns:
-                self.max_lag_ns = now - self._due(i)
-            self._deliver(i, j - i)
-            i = j
-            self.sent = i
-        self.finished_ns = now_ns()
+            self._run(now, now, BATCH)
+        self.finished_ns = mono_ns()
 
     cdef void _flood(self, uint64_t end) noexcept nogil:
-        cdef uint64_t i = self.sent, n
-        if i == 0:
-            self.started_ns = now_ns()
-        if end > self.count:
-            end = self.count
-        while i < end and not self.stopping:
-            n = BATCH if end - i > BATCH else end - i
-            self._deliver(i, n)
-            i += n
-            self.sent = i
-        self.finished_ns = now_ns()
+        cdef int64_t now = mono_ns()
+        if self.sent == 0:
+            self.started_ns = self.t0 = now
+        while self.sent < end and self.sent < self.count and not self.stopping:
+            self._run(NOTHING_DUE, now, BATCH if end - self.sent > BATCH else end - self.sent)
+        self.finished_ns = mono_ns()
 
     # -------------------------------------------------------------- Python API
-    def play(self, source):
-        """Start playing ``source`` in real time on a background thread; returns at once."""
+    def play(self, source, concurrent=None):
+        """Start playing ``source``; returns at once. On the driver's clock (the default)
+        frames are delivered as the driver touches the port; ``concurrent=True`` (or the
+        wire's ``concurrent`` default) paces them from a thread of their own."""
         self._load(source)
         self.stopping = False
-        self._thread = threading.Thread(target=self._run, name=f"wire-sim:{self.dev.index}",
-                                        daemon=True)
+        self.started_ns = self.t0 = mono_ns()
+        if not (self.concurrent if concurrent is None else concurrent):
+            attach(self.dev, self, self.t0 + self.next_ns)
+            self.on_clock = True
+            return self
+        self._thread = threading.Thread(target=self._run_thread,
+                                        name=f"wire-sim:{self.dev.index}", daemon=True)
         self._thread.start()
         return self
 
-    def _run(self):
+    def _run_thread(self):
         with nogil:
             self._pace()
+
+    def _detach(self):
+        detach(self.dev, self)
+        self.on_clock = False
 
     def send(self, source=None, count=None):
         """Put frames of ``source`` on the port now, unpaced, in this thread: all of them, or
         the next ``count``. Without a source, continue the one loaded last."""
         if source is not None:
             self._load(source)
-        elif self.sched == NULL:
+        elif self.count == 0:
             raise WirecapError("no source loaded: give send() a profile or a Pcap")
         elif self.running:
             raise WirecapError("the wire is still playing: stop() or wait() first")
@@ -241,30 +367,46 @@ cdef class Wire:
         return self.dev.deliver(frames)
 
     def wait(self, timeout=None):
-        """Wait until the source is played out; True if it finished."""
+        """Wait until the source is played out; True if it finished. On the driver's clock
+        the waiting thread polls the port (as a driver would) as frames fall due."""
         if self._thread is not None:
             self._thread.join(timeout)
             return not self._thread.is_alive()
-        return True
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.running:
+            ahead = (self.t0 + self.next_ns - mono_ns()) / 1e9
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            time.sleep(min(max(ahead, 0.0002), 0.01, left if left is not None else 1))
+            self.dev.sync()
+        return not self.running
 
     def stop(self):
+        """Stop playing: frames not yet due are never sent."""
         self.stopping = True
+        if self.on_clock:
+            self._detach()
         self.wait()
 
     @property
     def running(self):
+        if self.on_clock:
+            return self.sent < self.count
         return self._thread is not None and self._thread.is_alive()
 
     def due_ns(self, uint64_t i):
-        """When frame i of the loaded source is due on the wire, in ns after the first."""
+        """When frame i of the loaded profile is due on the wire, in ns after the first."""
         if self.sched == NULL:
-            raise WirecapError("no source loaded: play() or send() one first")
+            raise WirecapError("no profile loaded: play() or send() one first (a pcap's "
+                               "timing is known only as it streams)")
         return self._due(i)
 
     def stats(self):
-        """sent frames, elapsed seconds, achieved rate, and the worst lag behind schedule."""
-        end = self.finished_ns if not self.running else now_ns()
+        """sent frames, elapsed seconds, achieved rate, the worst lag behind schedule, and
+        for a pcap the gaps cut to max_gap."""
+        end = self.finished_ns if self.finished_ns else mono_ns()
         elapsed = max(end - self.started_ns, 1) / 1e9 if self.started_ns else 0.0
         return {"sent": self.sent, "elapsed_s": elapsed,
                 "rate_pps": self.sent / elapsed if elapsed else 0.0,
-                "max_lag_ns": self.max_lag_ns}
+                "max_lag_ns": self.max_lag_ns, "gaps_shortened": self.gaps_shortened}

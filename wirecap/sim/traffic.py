@@ -7,6 +7,7 @@ so tests can check delivered bytes against it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import struct
 
 import numpy as np
@@ -15,7 +16,12 @@ from ..errors import WirecapError
 
 LINE_RATE_BPS = 10_000_000_000
 WIRE_OVERHEAD = 20                  # preamble + SFD (8) and the inter-frame gap (12), in bytes
-MIN_FRAME, MAX_FRAME = 64, 9018     # on the wire, with FCS (9018: jumbo frames)
+# Frame sizes on the wire, FCS included: Ethernet's minimum, and the largest jumbo frame the
+# 82599 handles (MAXFRS.MFS; Linux's ixgbe caps it at 16128). A frame longer than the port's
+# MAXFRS is still sent: the receiving MAC drops it and counts it in ROC.
+MIN_FRAME, MAX_FRAME = 64, 16128
+MIN_RATE = 1e-3                     # frames/s: one frame every 1000 s
+MAX_SPAN_NS = 1 << 62               # the last frame must be due within ~146 years (int64 ns)
 SCHEDULE_LEN = 65536
 SRC_MAC = bytes.fromhex("025743fffffe")
 
@@ -36,12 +42,32 @@ def _error(name, value, valid):
     return WirecapError(f"traffic profile: {name}={value!r} is invalid; valid: {valid}")
 
 
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _is_real(x):
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) \
+        and not math.isnan(x)
+
+
+def _parse_int(key, text):
+    """An integer written as such or as a whole float (1e6); inf, nan and 1.5 are refused."""
+    try:
+        return int(text)
+    except ValueError:
+        x = float(text)                 # ValueError for words: the caller names the key
+        if not math.isfinite(x) or x != int(x):
+            raise _error(key, text, "a whole number (1000, 1e6)") from None
+        return int(x)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrafficProfile:
     """What the wire sends.
 
     count   frames in all
-    sizes   frame sizes on the wire, FCS included (64..9018); ``size_weights`` their mix
+    sizes   frame sizes on the wire, FCS included (64..16128); ``size_weights`` their mix
     flows   distinct UDP (or TCP) 5-tuples; ``weights`` their shares (RSS spreads flows
             over queues, so uneven weights load queues unevenly)
     rate    mean frames per second; None means 10 GbE line rate
@@ -60,28 +86,38 @@ class TrafficProfile:
     def __post_init__(self):
         sizes = (self.sizes,) if isinstance(self.sizes, (int, np.integer)) else tuple(self.sizes)
         object.__setattr__(self, "sizes", sizes)
-        if not isinstance(self.count, (int, np.integer)) or not 1 <= self.count <= 1 << 48:
+        if not _is_int(self.count) or not 1 <= self.count <= 1 << 48:
             raise _error("count", self.count, "an integer from 1 to 2**48")
-        if not sizes or any(not MIN_FRAME <= int(s) <= MAX_FRAME for s in sizes):
+        if not sizes or any(not _is_int(s) or not MIN_FRAME <= s <= MAX_FRAME for s in sizes):
             raise _error("sizes", self.sizes, f"frame sizes from {MIN_FRAME} to {MAX_FRAME} "
                                               f"bytes (FCS included)")
-        if not isinstance(self.flows, (int, np.integer)) or not 1 <= self.flows <= 65536:
+        if not _is_int(self.flows) or not 1 <= self.flows <= 65536:
             raise _error("flows", self.flows, "an integer from 1 to 65536")
         for name, w, n in (("weights", self.weights, self.flows),
                            ("size_weights", self.size_weights, len(sizes))):
-            if w is not None and (len(w) != n or any(x < 0 for x in w) or sum(w) <= 0):
-                raise _error(name, w, f"{n} non-negative numbers with a positive sum "
+            if w is not None and (len(w) != n or
+                                  any(not _is_real(x) or not 0 <= x < math.inf for x in w) or
+                                  not 0 < math.fsum(w) < math.inf):
+                raise _error(name, w, f"{n} finite non-negative numbers with a positive sum "
                                       f"(one per {'flow' if name == 'weights' else 'size'})")
         if self.proto not in ("udp", "tcp"):
             raise _error("proto", self.proto, "'udp' or 'tcp'")
         top = line_rate_pps(self.mean_size)
-        if self.rate is not None and not 0 < self.rate <= top * 1.000001:
-            raise _error("rate", self.rate, f"0 < rate <= {top:,.0f} frames/s (10 GbE line rate "
-                                            f"for {self.mean_size:g}-byte frames), or None "
-                                            f"for line rate")
-        if not isinstance(self.burst, (int, np.integer)) or not 0 <= self.burst <= self.count:
+        if self.rate is not None and (not _is_real(self.rate) or
+                                      not MIN_RATE <= self.rate <= top * 1.000001):
+            raise _error("rate", self.rate, f"{MIN_RATE:g} <= rate <= {top:,.0f} frames/s "
+                                            f"(10 GbE line rate for {self.mean_size:g}-byte "
+                                            f"frames), or line")
+        if self.count / self.pps * 1e9 > MAX_SPAN_NS:
+            raise _error("rate", self.rate, f"at least {self.count * 1e9 / MAX_SPAN_NS:g} "
+                                            f"frames/s for count={self.count} (the last frame "
+                                            f"must be due within {MAX_SPAN_NS / 3.156e16:.0f} "
+                                            f"years)")
+        if not _is_int(self.burst) or not 0 <= self.burst <= self.count:
             raise _error("burst", self.burst, f"an integer from 0 (no bursts) to count="
                                               f"{self.count}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise _error("seed", self.seed, "a non-negative integer")
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -100,11 +136,12 @@ class TrafficProfile:
             value = value.strip()
             try:
                 if key in ("count", "flows", "burst", "seed"):
-                    kw[key] = int(float(value))
+                    kw[key] = _parse_int(key, value)
                 elif key == "rate":
                     kw[key] = None if value in ("line", "") else float(value)
                 elif key in ("sizes", "weights", "size_weights"):
-                    kw[key] = tuple((int if key == "sizes" else float)(v) for v in value.split(":"))
+                    kw[key] = tuple(_parse_int(key, v) if key == "sizes" else float(v)
+                                    for v in value.split(":"))
                 elif key == "proto":
                     kw[key] = value
                 else:

@@ -1,0 +1,105 @@
+"""The driver's clock (DESIGN §3 "Time"): the model has no thread; its time moves when the
+driver touches the device.
+
+The port's Arrivals (a wire's schedule) tell when the next frame is due. At every sync point
+the frames due by then are delivered first, in arrival order, so each meets the state silicon
+would have shown it:
+
+- ``sync(now)``, the driver's poll hook: nothing due, nothing done (one load and compare).
+  Otherwise whoever gets the clock lock delivers everything due; a thread that finds the lock
+  taken leaves a request that the holder serves before it leaves.
+- ``enter``/``leave`` around a register access: the access waits for the lock, the frames due
+  before it are delivered, then it takes effect. Its time is read under the lock, so accesses
+  and deliveries form one order in time: an RDT write at t is seen by exactly the frames due
+  after t, as on silicon, whichever threads poll.
+
+What catching up costs (ns, frames, rounds) is counted here, apart from the driver's work.
+"""
+from libc.stdint cimport uint32_t, uint64_t, int64_t
+from posix.time cimport clock_gettime, timespec
+
+from wirecap.includes.atomics cimport ld32, ld64, st32, st64
+from wirecap.includes.clocks cimport mono_ns
+from wirecap.sim._state cimport DeviceState, Arrivals, NOTHING_DUE, pthread_mutex_t
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_mutex_lock(pthread_mutex_t*)
+    int pthread_mutex_trylock(pthread_mutex_t*)
+    int pthread_mutex_unlock(pthread_mutex_t*)
+
+
+cdef extern from "<time.h>" nogil:
+    int CLOCK_THREAD_CPUTIME_ID
+
+
+cdef inline int64_t thread_cpu_ns() noexcept nogil:
+    # CPU time of this thread: the catch-up cost without the time the thread was preempted
+    cdef timespec ts
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline int64_t catch_up(DeviceState s) noexcept nogil:
+    """With the clock lock held: deliver what is due now; returns now."""
+    cdef int64_t t = mono_ns(), cpu
+    cdef uint64_t n
+    if t >= <int64_t>ld64(&s.next_due):
+        cpu = thread_cpu_ns()
+        n = s.arrivals.deliver(s, t)
+        s.catchup_cpu_ns += thread_cpu_ns() - cpu
+        s.catchup_ns += mono_ns() - t
+        s.catchup_frames += n
+        s.catchups += 1
+    return t
+
+
+cdef void serve(DeviceState s) noexcept nogil:
+    # while someone asked and nobody else is delivering, deliver
+    while ld32(&s.sync_pending) and pthread_mutex_trylock(&s.clock_lock) == 0:
+        st32(&s.sync_pending, 0)
+        catch_up(s)
+        pthread_mutex_unlock(&s.clock_lock)
+
+
+cdef void sync(DeviceState s, int64_t now) noexcept nogil:
+    if now < <int64_t>ld64(&s.next_due):
+        return
+    st32(&s.sync_pending, 1)
+    serve(s)
+
+
+cdef bint enter(DeviceState s, int64_t* now) noexcept nogil:
+    """Before a register access: deliver what is due, and give the access its time. Returns
+    whether the lock was taken (pass it to leave)."""
+    if s.arrivals is None:
+        now[0] = mono_ns()
+        return 0
+    pthread_mutex_lock(&s.clock_lock)
+    st32(&s.sync_pending, 0)
+    now[0] = catch_up(s)
+    return 1
+
+
+cdef void leave(DeviceState s, bint locked) noexcept nogil:
+    if locked:
+        pthread_mutex_unlock(&s.clock_lock)
+        serve(s)
+
+
+cdef void attach(DeviceState s, Arrivals a, int64_t first_due):
+    """Put a schedule on the port's clock (with the GIL; the lock holders never need it)."""
+    with nogil:
+        pthread_mutex_lock(&s.clock_lock)
+    s.arrivals = a
+    st64(&s.next_due, first_due)
+    pthread_mutex_unlock(&s.clock_lock)
+
+
+cdef void detach(DeviceState s, Arrivals a):
+    """Take schedule ``a`` off the port's clock, if it is on: frames not yet due never come."""
+    with nogil:
+        pthread_mutex_lock(&s.clock_lock)
+    if s.arrivals is a:
+        s.arrivals = None
+        st64(&s.next_due, NOTHING_DUE)
+    pthread_mutex_unlock(&s.clock_lock)
