@@ -37,7 +37,7 @@ def nobody_dir():
 
 @pytest.mark.root
 def test_demo_as_a_user_under_the_default_memlock_limit(nobody_dir):
-    done = as_nobody("demo", "--traffic", "count=20000,size=64", "--queues", "2", "--chunks", "20",
+    done = as_nobody("demo", "--frames", "20000", "--queues", "2", "--burst", "2000", "--chunks", "20",
                      tmp_path=nobody_dir)
     assert done.returncode == 0, done.stderr
     assert "setup --persist" not in done.stdout + done.stderr and "20,000" in done.stdout

@@ -205,4 +205,4 @@ def test_every_readme_snippet_runs_as_written(tmp_path):
 def test_a_missing_traffic_file_is_no_such_file(tmp_path):
     p = run([os.path.join(BIN, "wirecap"), "capture", "-i", "sim:0", "--traffic", "trace.pcap"],
             str(tmp_path))
-    assert p.returncode != 0 and "'trace.pcap': no such file" in p.stderr, p.stderr
+    assert p.returncode != 0 and "trace.pcap: no such file" in p.stderr, p.stderr

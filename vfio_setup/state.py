@@ -3,7 +3,7 @@ driver and its IOMMU group) and the udev rule that follows it."""
 import json
 import re
 
-from wirecap.errors import WirecapError
+from .errors import WirecapError
 
 from .host import WIRECAP_GROUP
 from .pci import PCI_ADDRESS

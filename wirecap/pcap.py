@@ -306,6 +306,10 @@ class Handle:
     def datalink(self):
         return DLT_EN10MB
 
+    def snapshot(self):
+        """The snap length (pcap_snapshot): at most this many bytes of each packet are kept."""
+        return self._snaplen
+
     def _iface(self):
         """The Linux interface behind this handle's device, or None (82599 ports, the model)."""
         self._live()

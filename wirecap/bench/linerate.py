@@ -29,7 +29,7 @@ import select
 import tempfile
 import time
 
-from .. import _pcap, sim, stats
+from .. import _pcap, pcap, sim, stats
 from ..dump import PcapWriter
 from ..engine import Engine
 from ..errors import WirecapError
@@ -96,7 +96,7 @@ class _Pcap(_Reader):
     def take(self, q):
         n = 0
         while (c := self.eng.next_chunk(q, timeout=0)) is not None:
-            records, k = _pcap.pcap_records(c, self.writer.snaplen, False)
+            records, k, _ = _pcap.pcap_records(c, self.writer.snaplen, _pcap.FORMATS["pcap"])
             c.release()
             self.writer.write_records(records)
             n += k
@@ -120,7 +120,7 @@ def _nothing(hdr, data):
 class _Loop(_Reader):
     def __init__(self, eng):
         super().__init__(eng)
-        self.handles = [eng.handle(q) for q in range(len(eng.workers))]
+        self.handles = [pcap.Handle(eng, q) for q in range(len(eng.workers))]
         for h in self.handles:
             h.setnonblock(True)
 
