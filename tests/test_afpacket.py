@@ -161,6 +161,143 @@ def test_open_live_loop_dispatch_and_stats(net, tmp_path):
         h.close()
 
 
+# ----------------------------------------------------------------------------- idle, stop
+def test_one_idle_thread_serving_four_queues_sleeps_until_frames_come(net, tmp_path):
+    # a thread that napped and polled would run thousands of rounds while nothing arrives;
+    # one that sleeps in epoll on the sockets runs a few dozen per wake-up (a block retired,
+    # a chunk back), and wakes for frames on any of its queues
+    with Engine(f"afpacket:{net.capture}", queues=4, capture_cpus=1, fanout="lb",
+                **RING) as eng:
+        ct, = eng.capture_threads
+        for _ in range(2):
+            deadline = time.monotonic() + 10          # until it has gone to sleep once
+            while ct.sleeps == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert ct.sleeps > 0
+            rounds, captured = ct.rounds, sum(w.stats()["captured_chunks"] for w in eng.workers)
+            time.sleep(0.3)
+            woken = sum(w.stats()["captured_chunks"] for w in eng.workers) - captured
+            assert ct.rounds - rounds <= 200 * (1 + woken)
+            frames = frames_for(net, 400, flows=8)
+            net.replay(write_pcap(tmp_path / "sent.pcap", frames))
+            got = collect(eng, len(frames))
+            assert sorted(f for q in got.values() for f in q) == sorted(frames)
+            assert all(got[q] for q in range(4))        # round robin: every queue woke it
+
+
+STOP_WAKES = r"""
+import sys, time
+from wirecap.engine import Engine
+eng = Engine(f"afpacket:{sys.argv[1]}", queues=4, capture_cpus=1, block_size=1 << 20,
+             chunks=4, flush_us=200_000).start()
+ct, = eng.capture_threads
+while ct.sleeps == 0:
+    time.sleep(0.01)
+time.sleep(0.2)                 # asleep in epoll_wait on four sockets and four eventfds
+eng.stop()                      # joins the capture thread: it must wake
+eng.close()
+print("stopped")
+"""
+
+
+def test_stop_wakes_a_capture_thread_asleep_on_several_queues(net):
+    r = subprocess.run([sys.executable, "-c", STOP_WAKES, net.capture], capture_output=True,
+                       text=True, timeout=60)
+    assert (r.returncode, r.stdout.strip()) == (0, "stopped"), r.stderr
+
+
+@pytest.mark.parametrize("threads", [True, False], ids=["threads", "inline"])
+def test_stop_counts_the_frames_of_a_block_the_kernel_has_not_retired(net, tmp_path, threads):
+    # a retire timeout of 2 s: the block holding the burst is still open when stop() comes
+    # (the kernel retires a non-empty block at the first tick of its timer that finds it
+    # current twice), and only the kernel can close it: stop() waits for that, then counts
+    # its frames as discarded
+    frames = frames_for(net, 700, flows=4)
+    eng = Engine(f"afpacket:{net.capture}", threads=threads, block_size=1 << 20, chunks=4,
+                 flush_us=2_000_000).start()
+    try:
+        assert net.replay(write_pcap(tmp_path / "sent.pcap", frames)) == len(frames)
+        wait_counter(eng.nics[0], "packets", len(frames))
+        eng.stop()
+        s = eng.stats()[0]
+        assert s["nic_delivered"] + s["nic_dropped"] == len(frames)
+        assert s["nic_dropped"] == 0 and s["packets"] == len(frames)
+        assert eng.discarded == len(frames)             # nobody read: all taken at stop
+        assert eng.workers[0].accounting() == (0, 4, 0)  # every block back with the kernel
+    finally:
+        eng.close()
+
+
+DELETED = r"""
+import sys, time
+from wirecap.engine import Engine
+from wirecap.errors import WirecapError
+eng = Engine(f"afpacket:{sys.argv[1]}", threads=sys.argv[2] == "threads", block_size=1 << 20,
+             chunks=4, flush_us=100_000).start()
+print("ready", flush=True)
+n = 0
+try:
+    for c in eng.chunks(0):
+        n += len(c)
+        c.release()
+    print("ended without an error")
+except WirecapError as e:
+    print(f"read {n}; WirecapError: {e}")
+finally:
+    eng.close()
+"""
+
+
+@pytest.mark.parametrize("threads", ["threads", "inline"])
+@pytest.mark.parametrize("how,says", [("del", "was deleted"), ("down", "went down")])
+def test_an_interface_deleted_or_down_mid_capture_ends_it_with_an_error(net, tmp_path, threads,
+                                                                       how, says):
+    frames = frames_for(net, 300)
+    p = subprocess.Popen([sys.executable, "-c", DELETED, net.capture, threads],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()
+        assert net.replay(write_pcap(tmp_path / "sent.pcap", frames)) == len(frames)
+        veth._run("ip", "link", "del" if how == "del" else "set", net.capture,
+                  *(() if how == "del" else ("down",)))
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0 and "Traceback" not in err, err
+    assert f"WirecapError: afpacket:{net.capture}: interface {net.capture} {says}" in out, out
+
+
+def test_cli_capture_on_a_deleted_interface_ends_with_one_error_line(net, tmp_path):
+    frames = frames_for(net, 300)
+    out = tmp_path / "out.pcap"
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    p = subprocess.Popen([sys.executable, "-m", "wirecap.cli", "capture", "-i",
+                          f"afpacket:{net.capture}", "-w", str(out)],
+                         env={**os.environ, "WIRECAP_RUN_DIR": str(run)},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 60     # its first stats snapshot: it reads
+        while not (run / f"capture-{p.pid}.json").exists() and p.poll() is None and \
+                time.monotonic() < end:
+            time.sleep(0.02)
+        assert net.replay(write_pcap(tmp_path / "sent.pcap", frames)) == len(frames)
+        veth._run("ip", "link", "del", net.capture)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    lines = [line for line in err.splitlines() if "listening on" not in line]
+    assert lines == [f"wirecap capture: afpacket:{net.capture}: interface {net.capture} was "
+                     f"deleted during the capture: nothing more can arrive, the capture "
+                     f"ended"], err
+    assert p.returncode == 2
+    assert [f for _, f, _ in read_pcap(out)[1]] == frames      # what came before is written
+
+
 # ----------------------------------------------------------------------------- fanout
 @pytest.mark.parametrize("fanout", ["hash", "lb", "rollover"])
 def test_fanout_over_four_queues_delivers_each_frame_once(net, tmp_path, fanout):

@@ -61,7 +61,12 @@ cdef class CaptureThread:
     cdef PyObject** ws              # borrowed from workers
     cdef uint32_t n
     cdef volatile bint stopping
-    cdef readonly uint64_t rounds, idle
+    cdef readonly uint64_t rounds, idle, sleeps
+    cdef int epfd                   # while run() runs: where it sleeps (-1: it naps)
+    cdef int* watched               # per queue: the device fd in epfd's set, or -1
+
+    cdef void open_waits(self) noexcept nogil
+    cdef void sleep(self) noexcept nogil
 
 
 cdef class QueuedChunk(Chunk):

@@ -16,7 +16,7 @@ from posix.unistd cimport read, write, close
 import numpy as np
 
 from wirecap._bpf cimport Filter
-from wirecap._ring cimport RxRing, Chunk, Delivery
+from wirecap._ring cimport RxRing, Chunk, Delivery, WAIT_POLL
 from wirecap.includes.clocks cimport mono_ns
 from wirecap.includes.packet cimport packet_index
 from cpython.ref cimport PyObject
@@ -33,6 +33,18 @@ cdef extern from "<sys/prctl.h>" nogil:
     int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
               unsigned long arg5)
     int PR_SET_TIMERSLACK
+
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef union epoll_data_t:
+        uint32_t u32
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_create1(int flags)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event* event)
+    int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout)
+    int EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CLOEXEC
+    uint32_t EPOLLIN, EPOLLET
 
 cdef extern from "<sys/eventfd.h>" nogil:
     int eventfd(unsigned int initval, int flags)
@@ -315,8 +327,10 @@ cdef class CaptureThread:
     def __cinit__(self, workers):
         self.workers = list(workers)
         self.n = len(self.workers)
+        self.epfd = -1
         self.ws = <PyObject**>calloc(self.n + 1, sizeof(PyObject*))
-        if self.ws == NULL:
+        self.watched = <int*>calloc(self.n + 1, sizeof(int))
+        if self.ws == NULL or self.watched == NULL:
             raise MemoryError("capture thread")
         for i, w in enumerate(self.workers):
             if not isinstance(w, Worker):
@@ -325,6 +339,7 @@ cdef class CaptureThread:
 
     def __dealloc__(self):
         free(self.ws)
+        free(self.watched)
 
     def pin(self, cpus):
         """Run the calling thread (this capture thread) on ``cpus`` only; OSError if refused."""
@@ -334,13 +349,58 @@ cdef class CaptureThread:
         # longer than a 1,024-descriptor ring lasts at line rate (69 us)
         prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0)
 
+    cdef void open_waits(self) noexcept nogil:
+        # one epoll set per run: every queue's recycle eventfd (level: readable while chunks
+        # come back, and written by Worker.stop() to wake the thread); device fds join it in
+        # sleep(), as the devices offer them
+        cdef epoll_event ev
+        cdef uint32_t i
+        self.epfd = epoll_create1(EPOLL_CLOEXEC)
+        for i in range(self.n):
+            self.watched[i] = -1
+            ev.events, ev.data.u32 = EPOLLIN, i
+            if self.epfd >= 0 and epoll_ctl(self.epfd, EPOLL_CTL_ADD,
+                                            (<Worker>self.ws[i]).recycle_q.q.fd, &ev) < 0:
+                close(self.epfd)
+                self.epfd = -1
+
+    cdef void sleep(self) noexcept nogil:
+        """Nothing to do on any queue: sleep until one of them may have work, in epoll on the
+        devices' fds (edge-triggered: each completion wakes once, whatever the descriptor
+        says between) and the recycle queues; nap if a device must be polled. Only this
+        thread changes its pools while it runs, so what wait_fd() says holds until it acts."""
+        cdef epoll_event ev[16]
+        cdef uint32_t i
+        cdef int fd
+        if self.epfd < 0:
+            (<Worker>self.ws[0]).rxq.idle()
+            return
+        for i in range(self.n):
+            fd = (<Worker>self.ws[i]).rxq.wait_fd()
+            if fd == WAIT_POLL:
+                (<Worker>self.ws[i]).rxq.idle()
+                return
+            fd = fd if fd >= 0 else -1
+            if fd == self.watched[i]:
+                continue
+            if self.watched[i] >= 0:
+                epoll_ctl(self.epfd, EPOLL_CTL_DEL, self.watched[i], &ev[0])
+            self.watched[i] = -1
+            ev[0].events, ev[0].data.u32 = EPOLLIN | EPOLLET, i
+            if fd >= 0:
+                if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev[0]) < 0:
+                    (<Worker>self.ws[i]).rxq.idle()
+                    return
+                self.watched[i] = fd
+        self.sleeps += 1
+        epoll_wait(self.epfd, ev, 16, -1)
+
     def run(self):
         """The capture thread's body: poll every queue in turn, without the GIL, until stop()."""
         cdef uint32_t i, idle = 0
         cdef int did
-        cdef Worker w
-        w = self.workers[0]
         with nogil:
+            self.open_waits()
             while not self.stopping:
                 did = 0
                 for i in range(self.n):
@@ -352,12 +412,12 @@ cdef class CaptureThread:
                 idle += 1
                 self.idle += 1
                 if idle > 64:                   # back off: cores are shared here
-                    if self.n == 1:             # the device may know how to sleep until work
-                        w.rxq.idle(w.recycle_q.q.fd)
-                    else:
-                        RxRing.idle(w.rxq, -1)
+                    self.sleep()
             for i in range(self.n):
                 (<Worker>self.ws[i]).step_owned(True)   # no-op once stopping: the owner is free
+            if self.epfd >= 0:
+                close(self.epfd)
+                self.epfd = -1
 
     def resume(self):
         """Allow run() again (before the thread starts, as Worker.resume)."""

@@ -30,6 +30,12 @@ cdef struct ChunkState:
     uint8_t state               # CH_FREE, CH_ARMED or CH_CAPTURED
 
 
+# What a queue's capture thread may sleep on when it finds no work (RxRing.wait_fd)
+cdef enum:
+    WAIT_POLL = -1              # nothing: the device tells no one, it must be polled (napping)
+    WAIT_RECYCLE = -2           # only a chunk coming back can bring work (the device waits too)
+
+
 cdef inline uint64_t gen_bits(uint64_t gen) noexcept nogil:
     return gen & ((<uint64_t>1 << TOKEN_GEN_BITS) - 1)
 
@@ -73,7 +79,8 @@ cdef class RxRing:
     cdef int capture_all(self, Delivery* out, int64_t now) noexcept nogil
     cdef int recycle_delivery(self, const Delivery* d) noexcept nogil
     cdef void retire(self, uint32_t c) noexcept nogil
-    cdef void idle(self, int wake_fd) noexcept nogil
+    cdef int wait_fd(self) noexcept nogil
+    cdef void idle(self) noexcept nogil
     cdef void deliver(self, Delivery* out, uint32_t c, uint32_t first,
                       uint32_t count) noexcept nogil
     cdef void push_free(self, uint32_t c) noexcept nogil

@@ -95,8 +95,16 @@ cdef class RxRing:
         """The application is done with captured chunk ``c``: the device takes it back."""
         pass
 
-    cdef void idle(self, int wake_fd) noexcept nogil:
-        # a capture thread found nothing to do many times over: yield the core briefly
+    cdef int wait_fd(self) noexcept nogil:
+        """Where a capture thread with nothing to do may sleep: a descriptor that wakes an
+        edge-triggered epoll each time the device may have completed something, WAIT_RECYCLE
+        when only a chunk coming back can bring work, or WAIT_POLL (the device must be
+        polled: the 82599 here runs without interrupts)."""
+        return WAIT_POLL
+
+    cdef void idle(self) noexcept nogil:
+        # a capture thread found nothing to do many times over, on a device it must poll:
+        # yield the core briefly
         cdef timespec nap
         nap.tv_sec, nap.tv_nsec = 0, 20000
         nanosleep(&nap, NULL)

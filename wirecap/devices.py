@@ -32,6 +32,8 @@ class Device(Protocol):
     default_chunks   the pool size R the engine uses when none is given
     domain           the DMA domain its queues' memory lives in, None if it has none
     closed           True once close() ran; every later call but close() raises
+    failure          optional: why capture ended on its own (an interface deleted), noticed
+                     when counters() runs; the engine's readers raise it once drained
     """
     name: str
     kind: str

@@ -247,6 +247,9 @@ class Engine:
                 return c
             if self._run != run:                # stopped (and maybe restarted) meanwhile
                 return None
+            for nic in self.nics:               # what was captured is read first
+                if getattr(nic, "failure", None):
+                    raise WirecapError(nic.failure)
             for tx in self._tx:                 # forwarded chunks come home when sent
                 if hasattr(tx, "collect"):
                     tx.collect()

@@ -69,6 +69,7 @@ class AfPacket:
         self._group = -1
         self._totals = {}
         self._lock = threading.Lock()   # the counter thread and stats() both read counters
+        self.failure = None             # why capture ended on its own (interface gone), or None
         try:
             self.ifindex = socket.if_nametoindex(self.iface)
         except OSError:
@@ -234,13 +235,18 @@ class AfPacket:
     def counters(self, reset=False):
         """The kernel's per-socket statistics (PACKET_STATISTICS, clear on read) accumulated
         into totals: packets{q} (accepted by the filter, dropped ones included), drops{q}
-        (ring full), freezes{q} (times the ring filled up), and their sums."""
+        (ring full), freezes{q} (times the ring filled up), and their sums. Also notices an
+        interface that went down or was deleted (``failure``): the engine reads counters
+        every second and its readers then raise."""
         with self._lock:
             if reset:
                 self._totals = {}
             for q in self._queues:
                 if q.fd < 0:
                     continue
+                err = _ring.socket_error(q.fd)
+                if err and self.failure is None:
+                    self.failure = self._failure(err)
                 got = _ring.read_stats(q.fd)
                 if reset:
                     continue
@@ -248,6 +254,20 @@ class AfPacket:
                     self._totals[f"{key}{q.index}"] = self._totals.get(f"{key}{q.index}", 0) + v
                     self._totals[key] = self._totals.get(key, 0) + v
             return dict(self._totals)
+
+    def _failure(self, err):
+        try:
+            gone = socket.if_nametoindex(self.iface) != self.ifindex
+        except OSError:
+            gone = True
+        if gone:
+            return (f"{self.name}: interface {self.iface} was deleted during the capture: "
+                    f"nothing more can arrive, the capture ended")
+        if err == errno.ENETDOWN:
+            return (f"{self.name}: interface {self.iface} went down during the capture, "
+                    f"which ended it; bring it up (`ip link set {self.iface} up`) and capture "
+                    f"again")
+        return f"{self.name}: the capture socket failed: {os.strerror(err)}"
 
     def queue_counters(self, q, totals=None):
         totals = self.counters() if totals is None else totals

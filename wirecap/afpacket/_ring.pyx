@@ -21,11 +21,14 @@ import numpy as np
 cimport numpy as cnp
 from libc.errno cimport errno, ENOENT
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 from posix.unistd cimport close
 
-from wirecap._ring cimport RxRing, Chunk, Delivery, CH_ARMED, CH_CAPTURED, packet_bytes
+from wirecap._ring cimport (RxRing, Chunk, Delivery, CH_ARMED, CH_CAPTURED, WAIT_RECYCLE,
+                            packet_bytes)
 from wirecap.includes.atomics cimport ld32, st32
+from wirecap.includes.clocks cimport mono_ns
 from wirecap.includes.packet cimport packet_index
 
 cdef extern from *:
@@ -35,7 +38,8 @@ from wirecap.errors import WirecapError
 cnp.import_array()
 
 cdef extern from "<sys/socket.h>" nogil:
-    int AF_PACKET, SOCK_RAW, SOL_SOCKET, SO_ATTACH_FILTER, SO_DETACH_FILTER, SOL_PACKET
+    int AF_PACKET, SOCK_RAW, SOL_SOCKET, SO_ATTACH_FILTER, SO_DETACH_FILTER, SO_ERROR
+    int SOL_PACKET
     int MSG_DONTWAIT
     ctypedef unsigned int socklen_t
     struct sockaddr:
@@ -55,7 +59,7 @@ cdef extern from "<poll.h>" nogil:
         short events
         short revents
     int poll(pollfd* fds, unsigned long nfds, int timeout)
-    short POLLIN
+    short POLLERR
 
 cdef extern from "<linux/if_ether.h>":
     int ETH_P_ALL
@@ -97,6 +101,7 @@ cdef extern from "<linux/if_packet.h>":
         uint32_t block_status
         uint32_t num_pkts
         uint32_t offset_to_first_pkt
+        uint64_t seq_num
     union tpacket_bd_header_u:
         tpacket_hdr_v1 bh1
     struct tpacket_block_desc:
@@ -208,6 +213,20 @@ def read_stats(int fd):
     return st.tp_packets, st.tp_drops, st.tp_freeze_q_cnt
 
 
+def socket_error(int fd):
+    """The socket's pending error, or 0: ENETDOWN once its interface went down or was
+    deleted (the kernel then unhooks the socket: nothing more arrives). Reading clears it."""
+    cdef pollfd p
+    cdef int err = 0
+    cdef socklen_t n = sizeof(err)
+    p.fd, p.events, p.revents = fd, 0, 0
+    if poll(&p, 1, 0) <= 0 or not p.revents & POLLERR:
+        return 0
+    if getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) < 0:
+        return errno
+    return err
+
+
 def join_fanout(int fd, int group, int mode):
     """Join fanout ``group`` (-1: a new group with an id the kernel picks); the group id."""
     cdef int arg, got
@@ -239,7 +258,8 @@ cdef class AfRxQueue(RxRing):
     cdef uint8_t* ring
     cdef object _map
     cdef uint32_t cur
-    cdef bint sock_was_ready
+    cdef uint64_t* seen_seq             # per block: the kernel's seq_num when last captured
+    cdef int64_t drain_deadline         # while capture_all waits out open blocks (stop)
     cdef readonly bint started
     cdef object _program
 
@@ -250,6 +270,9 @@ cdef class AfRxQueue(RxRing):
         self.fd = -1
         self.device, self.index, self.block_size, self.chunks = device, index, block_size, chunks
         self.tov_ms = tov_ms
+        self.seen_seq = <uint64_t*>calloc(chunks, sizeof(uint64_t))
+        if self.seen_seq == NULL:
+            raise MemoryError("block table")
         if setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) < 0:
             raise _os_error("PACKET_VERSION TPACKET_V3", errno)
         attach_filter(fd, DROP_ALL)
@@ -274,6 +297,7 @@ cdef class AfRxQueue(RxRing):
         self.nfree, self.narmed = 0, chunks
 
     def __dealloc__(self):
+        free(self.seen_seq)
         if self.fd >= 0:
             close(self.fd)
 
@@ -314,6 +338,7 @@ cdef class AfRxQueue(RxRing):
             self.ts[k] = <uint64_t>h.tp_sec * 1000000000 + h.tp_nsec
             nbytes += h.tp_snaplen
             off += h.tp_next_offset
+        self.seen_seq[b] = bd.hdr.bh1.seq_num
         self.cur = b + 1 if b + 1 < self.chunks else 0
         self.ch[b].gen += 1
         self.ch[b].state = CH_CAPTURED
@@ -334,21 +359,44 @@ cdef class AfRxQueue(RxRing):
         st32(&(<tpacket_block_desc*>(self.ring + <size_t>b * self.block_size)).hdr.bh1.block_status,
              TP_STATUS_KERNEL)
 
-    cdef void idle(self, int wake_fd) noexcept nogil:
-        # sleep in poll() until the kernel retires a block or a recycle arrives (the kernel
-        # never retires an empty block, so an idle socket stays quiet: the 50 ms only bound
-        # how late stop() is seen). While the application holds the block behind the
-        # kernel's, the socket polls readable with nothing new: after such a wake-up, wait on
-        # the recycle queue alone, for at most the retire timeout (a block the kernel
-        # retires meanwhile is then taken no later than a partly filled one would be).
-        cdef pollfd fds[2]
-        fds[0].fd, fds[0].events, fds[0].revents = wake_fd, POLLIN, 0
-        fds[1].fd, fds[1].events, fds[1].revents = self.fd, POLLIN, 0
-        if self.sock_was_ready:
-            poll(fds, 1, self.tov_ms if 0 < self.tov_ms < 50 else 50)
-            self.sock_was_ready = False
-        elif poll(fds, 2, 50) > 0:
-            self.sock_was_ready = (fds[1].revents & POLLIN) != 0
+    cdef int wait_fd(self) noexcept nogil:
+        # the socket wakes an edge-triggered epoll each time the kernel retires a block (its
+        # level is no guide: it reads ready while the application holds the newest block).
+        # If the block the kernel fills next is still the application's, the kernel waits
+        # for it too (and its drops would wake us for nothing): wait for the recycle
+        if self.ring == NULL or self.ch[self.cur].state == CH_CAPTURED:
+            return WAIT_RECYCLE
+        return self.fd
+
+    cdef int capture_all(self, Delivery* out, int64_t now) noexcept nogil:
+        """capture(); and when the block the kernel is filling holds frames but is not
+        retired yet, wait for the kernel to retire it (its retire timer does so at most two
+        timeouts after the block opened: user space cannot close a block). stop() drains
+        the ring with this, so those frames are counted too. The waits of one drain share
+        one deadline: traffic that goes on cannot hold stop() up."""
+        cdef tpacket_block_desc* bd
+        cdef uint32_t b
+        cdef int64_t tov = self.tov_ms if self.tov_ms >= 8 else 8   # 0: the kernel's 8 ms
+        if self.capture(out, now):
+            return 1
+        b = self.cur
+        if self.ring == NULL or self.ch[b].state == CH_CAPTURED:
+            self.drain_deadline = 0
+            return 0
+        bd = <tpacket_block_desc*>(self.ring + <size_t>b * self.block_size)
+        # open, with frames: the kernel opened it again since we last took it (a new
+        # seq_num), and has written into it
+        if ld32(&bd.hdr.bh1.num_pkts) == 0 or bd.hdr.bh1.seq_num == self.seen_seq[b]:
+            self.drain_deadline = 0
+            return 0
+        if self.drain_deadline == 0:
+            self.drain_deadline = mono_ns() + min(2 * tov + 100, 5000) * 1000000
+        while mono_ns() < self.drain_deadline:
+            poll(NULL, 0, 1)
+            if self.capture(out, mono_ns()):
+                return 1
+        self.drain_deadline = 0
+        return 0
 
     # ------------------------------------------------------------------ Python API
     def start(self):

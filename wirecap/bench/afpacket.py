@@ -240,13 +240,14 @@ def run(args):
                 pcaps[n] = _write_pcap(os.path.join(tmp, f"{n}.pcap"), n, net.mac)
             return pcaps[n]
 
-        runs = {kind: [] for kind in CPU_KINDS}
+        kinds = ["tcpdump"] + [k for k in args.capturers if k != "tcpdump"]
+        runs = {kind: [] for kind in kinds}
         for r in range(args.repeats):   # every capturer once per repeat, in a rotating order
-            for kind in CPU_KINDS[r % len(CPU_KINDS):] + CPU_KINDS[:r % len(CPU_KINDS)]:
+            for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
                 runs[kind].append(_run_one(kind, net.capture, net, pcap_of(args.frames)))
         base = [t["cpu_s"] / t["seen"] * 1e6 if t["seen"] else None for t in runs["tcpdump"]]
         rows = []
-        for kind in CPU_KINDS:
+        for kind in kinds:
             per_m = [t["cpu_s"] / t["seen"] * 1e6 if t["seen"] else None for t in runs[kind]]
             s = report.spread([x for x in per_m if x is not None])
             ratio = report.spread([x / b for x, b in zip(per_m, base) if x and b])
@@ -261,20 +262,21 @@ def run(args):
                 f"tcpreplay's top speed, {args.repeats} repeats, capturers in turns)\n" +
                 report.table(["capturer", "min", "median", "max",
                               "x tcpdump, median (min-max)", "lost (median)"], rows))
-        rows = []
-        for P in args.bursts:
-            row = [f"{P:,}"]
-            for kind in BURST_KINDS:
-                runs = [_run_one(kind, net.capture, net, pcap_of(P), args.cost_ns)
-                        for _ in range(args.repeats)]
-                lost = report.spread([P - r["seen"] for r in runs])
-                result["burst"].append({"capturer": kind, "frames": P, "cost_ns": args.cost_ns,
-                                        "lost": lost, "runs": runs})
-                row.append(f"{lost['min']:,}/{lost['median']:,}/{lost['max']:,}")
-            rows.append(row)
-        text += (f"\n\n(b) frames lost (min/median/max of {args.repeats}) in a burst of P "
-                 f"frames into a consumer spending {args.cost_ns / 1000:g} µs per packet\n" +
-                 report.table(["P", *BURST_KINDS], rows))
+        if args.bursts:
+            rows = []
+            for P in args.bursts:
+                row = [f"{P:,}"]
+                for kind in BURST_KINDS:
+                    runs = [_run_one(kind, net.capture, net, pcap_of(P), args.cost_ns)
+                            for _ in range(args.repeats)]
+                    lost = report.spread([P - r["seen"] for r in runs])
+                    result["burst"].append({"capturer": kind, "frames": P, "cost_ns": args.cost_ns,
+                                            "lost": lost, "runs": runs})
+                    row.append(f"{lost['min']:,}/{lost['median']:,}/{lost['max']:,}")
+                rows.append(row)
+            text += (f"\n\n(b) frames lost (min/median/max of {args.repeats}) in a burst of P "
+                     f"frames into a consumer spending {args.cost_ns / 1000:g} µs per packet\n" +
+                     report.table(["P", *BURST_KINDS], rows))
         text += ("\n\ntcpdump: -w /dev/null, libpcap's default 2 MiB buffer; pcapy-ng: "
                  "libpcap, 2 MiB, to_ms=%d; wirecap: afpacket ring of 32 x 1 MiB blocks, "
                  "flush %d ms, a capture thread; CPU of every thread of the capturing "
@@ -284,11 +286,24 @@ def run(args):
     return result
 
 
+def _capturers(text):
+    import argparse
+    names = [x for x in text.split(",") if x]
+    bad = [x for x in names if x not in CPU_KINDS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"{','.join(bad) or text!r}: choose from "
+                                         f"{','.join(CPU_KINDS)}")
+    return names
+
+
 def add_arguments(p):
     p.add_argument("--frames", type=int, default=500_000, help="frames for the CPU runs")
-    p.add_argument("--bursts", type=lambda t: [int(float(x)) for x in t.split(",")],
+    p.add_argument("--capturers", type=_capturers, default=list(CPU_KINDS),
+                   help=f"capturers for the CPU runs (tcpdump always runs: it is the "
+                        f"baseline), from {','.join(CPU_KINDS)}")
+    p.add_argument("--bursts", type=lambda t: [int(float(x)) for x in t.split(",") if x],
                    default=[1000, 10_000, 100_000, 1_000_000],
-                   help="burst sizes P, e.g. 1e3,1e4,1e5,1e6")
+                   help="burst sizes P, e.g. 1e3,1e4,1e5,1e6 ('' for none)")
     p.add_argument("--cost-ns", type=int, default=5000,
                    help="busy time per packet of the slowed consumer (ns)")
     p.add_argument("--repeats", type=int, default=3)
