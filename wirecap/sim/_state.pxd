@@ -96,7 +96,7 @@ cdef class DeviceState:
     cdef uint64_t pb_tail           # storage: where the next frame's bytes go
     cdef uint64_t pb_bytes          # accounting against RXPBSIZE: frames with FCS
     # RSS
-    cdef uint32_t rss_gen
+    cdef uint32_t cfg_gen           # changes with every configuration write (FrameInfo caches)
     cdef uint32_t toeplitz[36][256]
     cdef uint8_t reta[128]
     # reset and link timing

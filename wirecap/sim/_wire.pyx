@@ -99,10 +99,10 @@ cdef class Wire(Arrivals):
     cdef FrameInfo* infos
     cdef uint32_t* sched
     cdef uint32_t nsched, ntempl
+    cdef uint32_t si                    # sched[si] is the template of frame ``sent``
     cdef int stamp
     cdef double interval_ns, line_ns
     cdef uint64_t burst
-    cdef uint8_t* scratch
     # a pcap: the open file, its timing
     cdef PcapFile pcap
     cdef FrameInfo pcap_fi
@@ -130,9 +130,9 @@ cdef class Wire(Arrivals):
 
     cdef void _free(self):
         free(self.blob); free(self.offs); free(self.lens); free(self.infos)
-        free(self.sched); free(self.scratch)
+        free(self.sched)
         self.blob = NULL; self.offs = NULL; self.lens = NULL; self.infos = NULL
-        self.sched = NULL; self.scratch = NULL
+        self.sched = NULL
 
     # -------------------------------------------------------------- loading a source
     def _load(self, source):
@@ -184,9 +184,7 @@ cdef class Wire(Arrivals):
         self.lens = <uint32_t*>malloc(4 * self.ntempl)
         self.infos = <FrameInfo*>calloc(self.ntempl, sizeof(FrameInfo))
         self.sched = <uint32_t*>malloc(4 * self.nsched)
-        self.scratch = <uint8_t*>malloc(max(len(t) for t in templates))
-        if not (self.blob and self.offs and self.lens and self.infos and self.sched and
-                self.scratch):
+        if not (self.blob and self.offs and self.lens and self.infos and self.sched):
             raise MemoryError("wire templates")
         cdef uint64_t off = 0, i
         cdef const uint8_t[::1] view
@@ -213,6 +211,7 @@ cdef class Wire(Arrivals):
     cdef void _first(self) noexcept nogil:
         """Position on frame 0."""
         self.next_ns = 0
+        self.si = 0
         if self.pcap is not None:
             pcap_rewind(&self.pcap.stream)
             self._read_record()
@@ -237,6 +236,7 @@ cdef class Wire(Arrivals):
         if self.sent >= self.count:
             return
         if self.pcap is None:
+            self.si = self.si + 1 if self.si + 1 < self.nsched else 0
             self.next_ns = self._due(self.sent)
             return
         if not self._read_record():
@@ -271,21 +271,19 @@ cdef class Wire(Arrivals):
         while n < limit and self.sent < self.count and self.t0 + self.next_ns <= upto:
             i = self.sent
             if self.pcap is None:
-                t = self.sched[i % self.nsched]
+                t = self.sched[self.si]
                 src = self.blob + self.offs[t]
                 ln = self.lens[t]
                 fi = &self.infos[t]
-                if self.stamp >= 0:
-                    memcpy(self.scratch, src, ln)
-                    memcpy(self.scratch + self.stamp, &i, 8)    # little-endian sequence number
-                    src = self.scratch
+                if self.stamp >= 0:     # the template carries this frame's sequence number
+                    memcpy(self.blob + self.offs[t] + self.stamp, &i, 8)    # little-endian
             else:
                 src, ln, fi = self.pcap.stream.data, self.pcap.stream.len, &self.pcap_fi
             at = self.t0 + self.next_ns
             rx_frame(self.dev, src, ln, fi, at if at < now else now)
             self._advance()
             n += 1
-            if n % BATCH == 0:          # let other ports' register accesses in
+            if n & (BATCH - 1) == 0:          # let other ports' register accesses in
                 model_unlock()
                 model_lock()
         model_unlock()
