@@ -346,6 +346,9 @@ cdef class CaptureThread:
                 for i in range(self.n):
                     did |= (<Worker>self.ws[i]).step_owned(True)
                 self.rounds += 1
+                if not did:                     # a segment filling up is work coming
+                    for i in range(self.n):
+                        did |= (<Worker>self.ws[i]).rxq.receiving()
                 if did:
                     idle = 0
                     continue
