@@ -21,6 +21,14 @@ from .devices import device_class, open_device
 from .errors import WirecapError
 
 MODES = ("basic", "advanced")
+# Frames a device drops before RSS gives them a queue, so counted per port and not per queue:
+# by device kind, the counters of each place. The 82599 (datasheet 8.2.3.23): its packet
+# buffer overflowing (MPC) and its MAC refusing frames too long (ROC; RJC with a bad CRC),
+# too short (RUC; RFC with a bad CRC) or with a bad CRC (CRCERRS, 64 bytes and more). The
+# kernel's drops on AF_PACKET are per queue, in nic_dropped.
+PORT_DROPS = {"82599": {"buffer_dropped": tuple(f"MPC{i}" for i in range(8)),
+                        "mac_dropped": ("ROC", "RUC", "RFC", "RJC", "CRCERRS")}}
+DROPS = ("nic_dropped", "buffer_dropped", "mac_dropped")   # every place a frame can be lost
 
 
 class Engine:
@@ -106,7 +114,9 @@ class Engine:
 
     @property
     def discarded(self):
-        """Packets stop() took back before anyone read them: queued, or still in the ring."""
+        """Packets captured but never read: stop() took them back (queued, or still in the
+        ring), or start() found them in the ring (they arrived while the engine was stopped
+        and belong to no run)."""
         return sum(w.stats()["discarded"] for w in self.workers)
 
     # ------------------------------------------------------------------ lifecycle
@@ -120,6 +130,7 @@ class Engine:
                 raise WirecapError("the engine is already running")
             for nic in self.nics:
                 nic.start()
+            self._drain()
             for w in self.workers:
                 w.resume()
             try:
@@ -189,10 +200,15 @@ class Engine:
                 for w in self.workers:
                     w.reclaim()
                 self._reap_tx()
-            for w in self.workers:      # what the NIC wrote but nobody captured
-                w.shutdown(w.rxq.chunks * w.rxq.segment)
+            self._drain()
             for nic in self.nics:
                 nic.counters()
+
+    def _drain(self):
+        # what the NIC wrote but nobody captured counts as discarded: at stop(), and at
+        # start() what came while stopped (else it would surface with the new run's times)
+        for w in self.workers:
+            w.shutdown(w.rxq.chunks * w.rxq.segment)
 
     def _reap_tx(self, timeout=1.0):
         # forwarded chunks go home once their sends complete: hand the NIC what was queued
@@ -296,6 +312,9 @@ class Engine:
     def stats(self, totals=None):
         """Per queue: driver, pool and work-queue counters, plus the NIC's drop counters
         (from ``totals``, one counters() reading per device, when the caller has them)."""
+        if self._closed:
+            raise WirecapError("the engine is closed: its counters went with its devices; "
+                               "read stats() (or accounting()) before close()")
         if totals is None:
             totals = [nic.counters() for nic in self.nics]
         per_nic = len(self.workers) // len(self.nics)
@@ -308,6 +327,39 @@ class Engine:
             out.append(s)
         return out
 
+    def port_drops(self, totals=None):
+        """Per device: the frames it dropped before any queue, by place (PORT_DROPS: e.g.
+        ``buffer_dropped``, ``mac_dropped``; 0 where the device has no such place)."""
+        if totals is None:
+            totals = [nic.counters() for nic in self.nics]
+        return [{place: sum(hw.get(c, 0) for c in PORT_DROPS.get(nic.kind, {}).get(place, ()))
+                 for place in DROPS[1:]} for nic, hw in zip(self.nics, totals)]
+
+    def accounting(self, totals=None):
+        """Where the frames every device received went, per device (``devices``) and in
+        total: ``captured`` into the pools, of which ``discarded`` (see there) and
+        ``delivered`` (handed to the application; while running, also those still queued
+        for it), and the drops by place (DROPS: the receive ring for want of a free
+        descriptor, i.e. of chunks, the packet buffer, the MAC), ``dropped`` their sum and
+        ``received`` = captured + dropped. After stop(), once the wire is quiet, received
+        is exact: sent = delivered + discarded + dropped."""
+        if totals is None:
+            totals = [nic.counters() for nic in self.nics]
+        queues = self.stats(totals)
+        devices = []
+        for nic, port in zip(self.nics, self.port_drops(totals)):
+            mine = [q for q in queues if q["device"] == nic.name]
+            d = {"device": nic.name, "captured": sum(q["packets"] for q in mine),
+                 "discarded": sum(q["discarded"] for q in mine),
+                 "nic_dropped": sum(q["nic_dropped"] for q in mine), **port}
+            d["delivered"] = d["captured"] - d["discarded"]
+            d["dropped"] = sum(d[k] for k in DROPS)
+            d["received"] = d["captured"] + d["dropped"]
+            devices.append(d)
+        out = {k: sum(d[k] for d in devices) for k in
+               ("received", "captured", "delivered", "discarded", *DROPS, "dropped")}
+        out["devices"] = devices
+        return out
 
 
 def _capture_cpus(spec, nqueues):
