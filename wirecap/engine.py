@@ -11,6 +11,7 @@ themselves.
 """
 from __future__ import annotations
 
+import math
 import os
 import select
 import threading
@@ -29,6 +30,8 @@ MODES = ("basic", "advanced")
 PORT_DROPS = {"82599": {"buffer_dropped": tuple(f"MPC{i}" for i in range(8)),
                         "mac_dropped": ("ROC", "RUC", "RFC", "RJC", "CRCERRS")}}
 DROPS = ("nic_dropped", "buffer_dropped", "mac_dropped")   # every place a frame can be lost
+MAX_FLUSH_US = 1e12                 # about 11 days: longer is "never" (None)
+MAX_COUNTER_INTERVAL = 60.0
 
 
 class Engine:
@@ -62,11 +65,26 @@ class Engine:
                  fanout="hash", rss_key=None):
         if mode not in MODES:
             raise WirecapError(f"mode {mode!r}: choose 'basic' or 'advanced'")
-        if not 0 < threshold <= 1:
+        if not (_number(threshold) and 0 < threshold <= 1):
             raise WirecapError(f"threshold {threshold!r}: a fraction of the capture queue's "
                                f"capacity, 0 < T <= 1 (the paper uses e.g. 0.6)")
-        if not isinstance(queues, int) or not 1 <= queues <= 16:
+        if not _whole(queues) or not 1 <= queues <= 16:
             raise WirecapError(f"queues={queues!r}: RSS spreads over 1 to 16 queues per device")
+        # whole numbers before they reach the devices' unsigned C arguments (each device
+        # then checks its own ranges and names them)
+        for name, v in (("segment", segment), ("chunks", chunks), ("ndesc", ndesc),
+                        ("bufsize", bufsize), ("block_size", block_size)):
+            if v is not None and not (_whole(v) and 1 <= v <= 0xFFFFFFFF):
+                raise WirecapError(f"{name}={v!r}: give a whole number from 1 to 4294967295 "
+                                   f"(the device's range applies; see Engine's help)")
+        if flush_us is not None and not (_number(flush_us) and 0 <= flush_us <= MAX_FLUSH_US):
+            raise WirecapError(f"flush_us={flush_us!r}: the µs after which a partly filled "
+                               f"segment is delivered, 0 to {MAX_FLUSH_US:.0e}, or None (never)")
+        if not (_number(counter_interval) and 0 < counter_interval <= MAX_COUNTER_INTERVAL):
+            raise WirecapError(f"counter_interval={counter_interval!r}: seconds between counter "
+                               f"readings, more than 0 and at most {MAX_COUNTER_INTERVAL} (a "
+                               f"32-bit counter the NIC clears on read wraps in 4.8 minutes "
+                               f"at line rate)")
         names = [devices] if isinstance(devices, str) else list(devices)
         if not names:
             raise WirecapError("no device given: name one, e.g. sim:0")
@@ -98,6 +116,10 @@ class Engine:
                 for q in range(queues):
                     rxq = nic.rx_queue(q, **geometry)
                     self.workers.append(_engine.Worker(len(self.workers), rxq))
+        except MemoryError as e:          # pools are sized by the caller: say which knob
+            self._close_nics()
+            raise WirecapError(f"{e}: the receive pools do not fit in memory; give fewer "
+                               f"chunks (or smaller segments, buffers or blocks)") from None
         except BaseException:
             self._close_nics()
             raise
@@ -394,6 +416,14 @@ def _capture_cpus(spec, nqueues):
                                f"process may use; {where}")
         sets.append(cpus)
     return sets
+
+
+def _whole(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _cpu_list(cpus):
