@@ -537,7 +537,7 @@ def _rate(pps):
 def _progress(eng, run, elapsed):
     tot = stats.snapshot(eng).totals
     sys.stderr.write(f"\r\033[K{elapsed:7.1f} s  {run.seen:>12,} captured  {run.delivered:>12,} "
-                     f"kept  {tot['nic_dropped']:>10,} dropped  "
+                     f"kept  {tot['dropped']:>10,} dropped  "
                      f"{_rate(run.seen / elapsed if elapsed else 0)}")
     sys.stderr.flush()
 
