@@ -101,3 +101,20 @@ def test_counters_after_close_are_refused_in_one_line():
     for read in (eng.stats, eng.accounting):
         with pytest.raises(WirecapError, match=r"closed.*before close\(\)"):
             read()
+
+
+def test_chunks_offloaded_to_another_devices_queue_count_for_their_own_device():
+    # advanced mode offloads across every queue of the engine, another port's included; what
+    # stop() takes back unread is discarded by the pool it came from
+    with Engine(["sim:0", "sim:1"], mode="advanced", threshold=0.1, ndesc=256, segment=32,
+                chunks=40, threads=False, flush_us=0) as eng:
+        eng.nics[0].port.wire.send(TrafficProfile(count=200))
+        c = eng.next_chunk(0, timeout=0)            # inline: this read captures every queue
+        got = len(c)
+        c.release()
+        assert eng.stats()[1]["capture_queue"] > 0  # sim:0's chunks wait on sim:1's queue
+        a = balanced(eng, 200, got)
+        sim0, sim1 = a["devices"]
+        assert sim0["received"] == 200 == sim0["delivered"] + sim0["discarded"] + \
+            sim0["dropped"] and sim0["discarded"] > 0
+        assert (sim1["received"], sim1["captured"], sim1["discarded"]) == (0, 0, 0)
