@@ -256,12 +256,13 @@ cdef class Worker:
             pthread_mutex_unlock(&self.own)
 
     def discard_queued(self):
-        """Empty the capture queue (the engine is stopping): packets nobody read."""
+        """Empty the capture queue (the engine is stopping): packets nobody read, discarded
+        by the pool each came from (a buddy's, maybe another device's)."""
         cdef Entry e
         cdef uint64_t n = 0
         while wq_pop(self.capture_q.q, &e):
+            (<Worker>self._peers[e.owner]).discarded += e.d.count
             n += e.d.count
-        self.discarded += n
         return n
 
     def reclaim(self):
@@ -292,7 +293,7 @@ cdef class Worker:
             return None
         owner = self._peers[e.owner]
         if owner.stopping or e.epoch != owner.epoch:    # cannot happen: stop() empties queues
-            self.discarded += e.d.count
+            owner.discarded += e.d.count
             return None
         return QueuedChunk._queued(owner, &e)
 

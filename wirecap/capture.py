@@ -28,9 +28,6 @@ from .output import Printer, Savefile, parse_size
 
 FORMATS = ("pcap", "pcap-ns", "pcapng")
 LIMIT = (1 << 63) - 1               # -c, -C, -G, -W and -B above this are not counts of anything
-# the 82599's counters of frames its MAC refused: oversize, undersize, fragments, jabber, CRC
-# errors, length errors (datasheet 8.2.3.23)
-MAC_DROPS = ("ROC", "RUC", "RFC", "RJC", "CRCERRS", "RLEC")
 MERGE_SLACK_NS = 20_000_000         # how late a queue's packet may reach us after its timestamp,
                                     # on top of the flush timeout (capture thread scheduling)
 
@@ -512,7 +509,6 @@ def _drops(eng, snap):
     out = []
     for nic, dev in zip(eng.nics, snap.devices):
         kind = nic.kind
-        hw = dev["counters"]
         empty = sum(q.get("pool_empty", 0) for q in snap.queues if q["device"] == nic.name)
         if kind == "afpacket":
             out.append((kind, [(dev["nic_dropped"], f"by the kernel on {nic.name} (AF_PACKET "
@@ -522,9 +518,8 @@ def _drops(eng, snap):
             (dev["nic_dropped"], f"at {nic.name}'s receive ring (no free descriptor" +
                                  (f"; its pools ran out of chunks {empty:,} times)" if empty
                                   else ": the capture threads fell behind)")),
-            (sum(hw.get(f"MPC{i}", 0) for i in range(8)), f"in {nic.name}'s packet buffer"),
-            (sum(hw.get(k, 0) for k in MAC_DROPS), f"by {nic.name}'s MAC (too long or short, "
-                                                   f"bad CRC or length)")]))
+            (dev["buffer_dropped"], f"in {nic.name}'s packet buffer"),
+            (dev["mac_dropped"], f"by {nic.name}'s MAC (too long or short, or a bad CRC)")]))
     return out
 
 
@@ -542,7 +537,8 @@ def _summary(args, eng, snap, run, elapsed):
             "mode": eng.mode, "seen": run.seen, "delivered": run.delivered,
             "received_by_filter": run.seen + dropped, "dropped": dropped, "drops": drops,
             "captured": tot["packets"], "nic_dropped": tot["nic_dropped"],
-            "discarded_at_stop": eng.discarded, "elapsed_s": elapsed, "file": args.write,
+            "buffer_dropped": tot["buffer_dropped"], "mac_dropped": tot["mac_dropped"],
+            "discarded_at_stop": tot["discarded"], "elapsed_s": elapsed, "file": args.write,
             "filter": args.filter, "per_device": per_device, "per_queue": snap.queues}
 
 
@@ -574,7 +570,7 @@ def _rate(pps):
 def _progress(eng, run, elapsed):
     tot = stats.snapshot(eng).totals
     sys.stderr.write(f"\r\033[K{elapsed:7.1f} s  {run.seen:>12,} captured  {run.delivered:>12,} "
-                     f"kept  {tot['nic_dropped']:>10,} dropped  "
+                     f"kept  {tot['dropped']:>10,} dropped  "
                      f"{_rate(run.seen / elapsed if elapsed else 0)}")
     sys.stderr.flush()
 
