@@ -56,13 +56,19 @@ class Engine:
                this process may use). Default: one thread per queue on all CPUs but one, so
                that at least one core is left to the application (2 CPUs: one thread serves
                every queue)
+    app_cpus   CPUs for the thread that calls start(), the application's own, as DPDK pins
+               its main lcore: a list, or False to leave it alone. Default: the CPUs no
+               capture thread uses, if there are any. Without it the kernel wakes a reader
+               onto the capture thread's core (it is where the wake-up came from), and every
+               such wake-up preempts capture for longer than a ring lasts at line rate. stop()
+               gives the thread back its CPUs.
     rss_key    the 40-byte Toeplitz key for 82599 devices (default: the datasheet's example)
     """
 
     def __init__(self, devices="sim:0", queues=1, mode="basic", threshold=0.6, segment=256,
                  chunks=None, ndesc=1024, bufsize=2048, flush_us=1000, threads=True,
                  capture_cpus=None, promiscuous=True, counter_interval=1.0, block_size=None,
-                 fanout="hash", rss_key=None):
+                 fanout="hash", rss_key=None, app_cpus=None):
         if mode not in MODES:
             raise WirecapError(f"mode {mode!r}: choose 'basic' or 'advanced'")
         if not (_number(threshold) and 0 < threshold <= 1):
@@ -89,6 +95,8 @@ class Engine:
         if not names:
             raise WirecapError("no device given: name one, e.g. sim:0")
         self._cpus = _capture_cpus(capture_cpus, queues * len(names)) if threads else []
+        self._app_cpus = _app_cpus(app_cpus, self._cpus)
+        self._app_thread = None         # (native id, its CPUs before start())
         self.mode, self.threshold, self.threads = mode, threshold, threads
         self.nics, self.workers = [], []
         self._threads, self._running, self._closed = [], False, False
@@ -167,6 +175,9 @@ class Engine:
             self._run += 1
             self._running = True
             self.started_at = time.time()
+            if self._app_cpus and self._app_thread is None:
+                self._app_thread = (threading.get_native_id(), os.sched_getaffinity(0))
+                os.sched_setaffinity(0, self._app_cpus)
         return self
 
     def _start_threads(self):
@@ -209,6 +220,13 @@ class Engine:
         with self._lifecycle:
             if self._closed:
                 return
+            if self._app_thread is not None:
+                tid, cpus = self._app_thread
+                self._app_thread = None
+                try:
+                    os.sched_setaffinity(tid, cpus)
+                except OSError:         # that thread has ended
+                    pass
             if self._running:
                 self._running = False
                 self._run += 1
@@ -382,6 +400,25 @@ class Engine:
                ("received", "captured", "delivered", "discarded", *DROPS, "dropped")}
         out["devices"] = devices
         return out
+
+
+def _app_cpus(spec, capture):
+    """The application thread's CPUs, from Engine's ``app_cpus`` (see there), or None."""
+    if spec is False:
+        return None
+    allowed = set(os.sched_getaffinity(0))
+    if spec is None:
+        rest = allowed - set().union(*capture) if capture else set()
+        return rest or None
+    try:
+        cpus = set(spec)
+    except TypeError:
+        cpus = {None}
+    if not cpus or any(not isinstance(c, int) or isinstance(c, bool) or c not in allowed
+                       for c in cpus):
+        raise WirecapError(f"app_cpus={spec!r}: a list of CPUs this process may use "
+                           f"({_cpu_list(sorted(allowed))}), or False to leave the thread alone")
+    return cpus
 
 
 def _capture_cpus(spec, nqueues):
