@@ -164,11 +164,8 @@ cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32
     """Write one frame into queue qi's ring: 0 done, 1 no descriptors (frame kept by
     the caller or dropped under DROP_EN, then 2), 2 dropped."""
     cdef RxQ* q = &s.rxq[qi]
-    cdef uint32_t avail = 0, need = 1, host_len, pos = 0, chunk, k, head, fcs = 0
-    cdef uint8_t* ring
-    cdef uint8_t* desc
+    cdef uint32_t avail = 0, need = 1, host_len, head, k
     cdef uint8_t* dst
-    cdef uint8_t fcsb[4]
     cdef bint strip = (s.regs[r.HLREG0 >> 2] & r.HLREG0_RXCRCSTRP) != 0
     host_len = n if strip else n + 4
     cdef uint32_t tail = ld32(&q.tail)
@@ -188,48 +185,22 @@ cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32
         if q.ring == NULL:
             s.diag[D_RX_RING_FAULT] += 1
             return 2
-    ring = q.ring
-    if not strip:
-        fcs = ethernet_fcs(d, n)
-        fcsb[0] = fcs & 0xFF
-        fcsb[1] = (fcs >> 8) & 0xFF
-        fcsb[2] = (fcs >> 16) & 0xFF
-        fcsb[3] = fcs >> 24
-    head = q.head
-    for k in range(need):
-        desc = ring + head * r.DESC_SIZE
-        chunk = host_len - pos if host_len - pos < q.bufsize else q.bufsize
-        dst = cached(&q.bufmap, ld64(desc), chunk)
-        if dst == NULL:
-            dst = s.iommu.lookup(ld64(desc), chunk, 1, &q.bufmap)
-        if dst == NULL:
-            s.diag[D_RX_BUF_FAULT] += 1
-        elif pos + chunk <= n:
-            memcpy(dst, d + pos, chunk)
-        else:
-            if pos < n:
-                memcpy(dst, d + pos, n - pos)
-            memcpy(dst + (n - pos if pos < n else 0),
-                   fcsb + (pos - n if pos > n else 0), chunk - (n - pos if pos < n else 0))
-        if q.legacy:
-            st64(desc + 8, <uint64_t>chunk |
-                            (<uint64_t>(r.RXD_STAT_DD |
-                                        (r.RXD_STAT_EOP if k == need - 1 else 0)) << 32))
-        else:
-            (<uint32_t*>desc)[0] = pkt_info
-            (<uint32_t*>desc)[1] = hash
-            st64(desc + 8, <uint64_t>(
-                status if k == need - 1 else status & ~<uint32_t>r.RXDADV_STAT_EOP) |
-                (<uint64_t>chunk << 32))
+    if need == 1 and strip and not q.legacy:    # the common case, in a few instructions
+        head = q.head
+        dst = buffer(s, q, head, n)
+        if dst != NULL:
+            memcpy(dst, d, n)
+        write_back(q, head, pkt_info, hash, status, n)
         head = head + 1 if head + 1 < q.ndesc else 0
-        pos += chunk
+    else:
+        head = dma_chain(s, q, d, n, host_len, need, pkt_info, hash, status)
     st32(&q.head, head)
     # A pool of R chunks cycles R·M buffers through the ring, so the next buffers are cold:
     # fetch one a few descriptors ahead, or every frame's copy waits for its cache line (a
     # DMA engine's writes cost the host nothing; the model's should cost it little). A stale
     # or not yet armed descriptor only wastes the prefetch.
     k = head + PREFETCH if head + PREFETCH < q.ndesc else head + PREFETCH - q.ndesc
-    dst = cached(&q.bufmap, ld64(ring + k * r.DESC_SIZE), 64)
+    dst = cached(&q.bufmap, ld64(q.ring + k * r.DESC_SIZE), 64)
     if dst != NULL:
         prefetch_w(dst)
     s.stat[C_QPRC + q.stat] += 1
@@ -237,6 +208,62 @@ cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32
     s.stat[C_RXDGPC] += 1
     s.regs[r.EICR >> 2] |= eicr
     return 0
+
+
+cdef inline uint8_t* buffer(DeviceState s, RxQ* q, uint32_t i, uint32_t size) noexcept nogil:
+    # the host memory of descriptor i's packet buffer, or NULL (a fault, counted)
+    cdef uint64_t iova = ld64(q.ring + i * r.DESC_SIZE)
+    cdef uint8_t* dst = cached(&q.bufmap, iova, size)
+    if dst == NULL:
+        dst = s.iommu.lookup(iova, size, 1, &q.bufmap)
+        if dst == NULL:
+            s.diag[D_RX_BUF_FAULT] += 1
+    return dst
+
+
+cdef inline void write_back(RxQ* q, uint32_t i, uint32_t pkt_info, uint32_t hash,
+                            uint32_t status, uint32_t length) noexcept nogil:
+    # descriptor i done: the write-back format (7.1.6), DD last
+    cdef uint8_t* desc = q.ring + i * r.DESC_SIZE
+    if q.legacy:
+        st64(desc + 8, <uint64_t>length |
+             (<uint64_t>(r.RXD_STAT_DD | (r.RXD_STAT_EOP if status & r.RXDADV_STAT_EOP else 0))
+              << 32))
+    else:
+        (<uint32_t*>desc)[0] = pkt_info
+        (<uint32_t*>desc)[1] = hash
+        st64(desc + 8, <uint64_t>status | (<uint64_t>length << 32))
+
+
+cdef uint32_t dma_chain(DeviceState s, RxQ* q, const uint8_t* d, uint32_t n, uint32_t host_len,
+                        uint32_t need, uint32_t pkt_info, uint32_t hash,
+                        uint32_t status) noexcept nogil:
+    """A frame over ``need`` descriptors, or with its FCS kept, or legacy descriptors;
+    returns the new head."""
+    cdef uint32_t pos = 0, chunk, k, head = q.head, fcs
+    cdef uint8_t* dst
+    cdef uint8_t fcsb[4]
+    if host_len > n:
+        fcs = ethernet_fcs(d, n)
+        fcsb[0] = fcs & 0xFF
+        fcsb[1] = (fcs >> 8) & 0xFF
+        fcsb[2] = (fcs >> 16) & 0xFF
+        fcsb[3] = fcs >> 24
+    for k in range(need):
+        chunk = host_len - pos if host_len - pos < q.bufsize else q.bufsize
+        dst = buffer(s, q, head, chunk)
+        if dst != NULL and pos + chunk <= n:
+            memcpy(dst, d + pos, chunk)
+        elif dst != NULL:               # this buffer holds (part of) the FCS
+            if pos < n:
+                memcpy(dst, d + pos, n - pos)
+            memcpy(dst + (n - pos if pos < n else 0),
+                   fcsb + (pos - n if pos > n else 0), chunk - (n - pos if pos < n else 0))
+        write_back(q, head, pkt_info, hash,
+                   status if k == need - 1 else status & ~<uint32_t>r.RXDADV_STAT_EOP, chunk)
+        head = head + 1 if head + 1 < q.ndesc else 0
+        pos += chunk
+    return head
 
 
 cdef void pb_push(DeviceState s, const uint8_t* d, uint32_t n, uint32_t q, uint32_t pkt_info,
