@@ -119,6 +119,7 @@ cdef class Wire(Arrivals):
     cdef public bint concurrent         # play()'s default: a wire thread instead of the clock
     cdef readonly uint64_t sent
     cdef readonly int64_t started_ns, finished_ns, max_lag_ns
+    cdef int64_t last_ns                # when the last frame sent arrived, ns after the first
     cdef object _keep, _thread
 
     def __cinit__(self, Device device, bint concurrent=False):
@@ -164,7 +165,7 @@ cdef class Wire(Arrivals):
         self.count = source.count
         self.sent = 0
         self.max_lag_ns = 0
-        self.started_ns = self.finished_ns = 0
+        self.started_ns = self.finished_ns = self.last_ns = 0
         self._keep = source
         with nogil:
             self._first()
@@ -280,7 +281,10 @@ cdef class Wire(Arrivals):
             else:
                 src, ln, fi = self.pcap.stream.data, self.pcap.stream.len, &self.pcap_fi
             at = self.t0 + self.next_ns
-            rx_frame(self.dev, src, ln, fi, at if at < now else now)
+            if at > now:                # send(): ahead of its schedule, so it arrives now
+                at = now
+            self.last_ns = at - self.t0
+            rx_frame(self.dev, src, ln, fi, at)
             self._advance()
             n += 1
             if n & (BATCH - 1) == 0:          # let other ports' register accesses in
@@ -401,10 +405,13 @@ cdef class Wire(Arrivals):
         return self._due(i)
 
     def stats(self):
-        """sent frames, elapsed seconds, achieved rate, the worst lag behind schedule, and
-        for a pcap the gaps cut to max_gap."""
+        """sent frames, elapsed seconds (wall clock, from play() to the last frame sent), the
+        rate the port saw them arrive at (from their arrival times: on the driver's clock the
+        schedule's, however late the driver caught up), the worst lag behind schedule, and for
+        a pcap the gaps cut to max_gap."""
         end = self.finished_ns if self.finished_ns else mono_ns()
         elapsed = max(end - self.started_ns, 1) / 1e9 if self.started_ns else 0.0
-        return {"sent": self.sent, "elapsed_s": elapsed,
-                "rate_pps": self.sent / elapsed if elapsed else 0.0,
+        rate = (self.sent - 1) / (self.last_ns / 1e9) if self.sent > 1 and self.last_ns > 0 \
+            else (self.sent / elapsed if elapsed else 0.0)
+        return {"sent": self.sent, "elapsed_s": elapsed, "rate_pps": rate,
                 "max_lag_ns": self.max_lag_ns, "gaps_shortened": self.gaps_shortened}
