@@ -52,6 +52,10 @@ cdef extern from "<sys/eventfd.h>" nogil:
     int EFD_CLOEXEC
 
 
+cdef enum:
+    IDLE_NAP_NS = 200000    # a capture thread idle this long starts to nap (200 us)
+
+
 # ----------------------------------------------------------------------------- work queues
 cdef bint wq_push(WQ* q, Entry* e, bint offload) noexcept nogil:
     cdef uint64_t one = 1
@@ -268,12 +272,13 @@ cdef class Worker:
             pthread_mutex_unlock(&self.own)
 
     def discard_queued(self):
-        """Empty the capture queue (the engine is stopping): packets nobody read."""
+        """Empty the capture queue (the engine is stopping): packets nobody read, discarded
+        by the pool each came from (a buddy's, maybe another device's)."""
         cdef Entry e
         cdef uint64_t n = 0
         while wq_pop(self.capture_q.q, &e):
+            (<Worker>self._peers[e.owner]).discarded += e.d.count
             n += e.d.count
-        self.discarded += n
         return n
 
     def reclaim(self):
@@ -304,7 +309,7 @@ cdef class Worker:
             return None
         owner = self._peers[e.owner]
         if owner.stopping or e.epoch != owner.epoch:    # cannot happen: stop() empties queues
-            self.discarded += e.d.count
+            owner.discarded += e.d.count
             return None
         return QueuedChunk._queued(owner, &e)
 
@@ -350,11 +355,15 @@ cdef class CaptureThread:
         prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0)
 
     cdef void open_waits(self) noexcept nogil:
-        # one epoll set per run: every queue's recycle eventfd (level: readable while chunks
-        # come back, and written by Worker.stop() to wake the thread); device fds join it in
+        # where run() sleeps, if every queue's device can say when it has work: one epoll
+        # set per run, with every queue's recycle eventfd (level: readable while chunks come
+        # back, and written by Worker.stop() to wake the thread); device fds join it in
         # sleep(), as the devices offer them
         cdef epoll_event ev
         cdef uint32_t i
+        for i in range(self.n):
+            if (<Worker>self.ws[i]).rxq.wait_fd() == WAIT_POLL:
+                return                          # a device that must be polled: nap
         self.epfd = epoll_create1(EPOLL_CLOEXEC)
         for i in range(self.n):
             self.watched[i] = -1
@@ -367,20 +376,14 @@ cdef class CaptureThread:
     cdef void sleep(self) noexcept nogil:
         """Nothing to do on any queue: sleep until one of them may have work, in epoll on the
         devices' fds (edge-triggered: each completion wakes once, whatever the descriptor
-        says between) and the recycle queues; nap if a device must be polled. Only this
-        thread changes its pools while it runs, so what wait_fd() says holds until it acts."""
+        says between) and the recycle queues. Only this thread changes its pools while it
+        runs, so what wait_fd() says holds until it acts."""
         cdef epoll_event ev[16]
         cdef uint32_t i
         cdef int fd
-        if self.epfd < 0:
-            (<Worker>self.ws[0]).rxq.idle()
-            return
         for i in range(self.n):
             fd = (<Worker>self.ws[i]).rxq.wait_fd()
-            if fd == WAIT_POLL:
-                (<Worker>self.ws[i]).rxq.idle()
-                return
-            fd = fd if fd >= 0 else -1
+            fd = fd if fd >= 0 else -1          # WAIT_RECYCLE: the eventfd is enough
             if fd == self.watched[i]:
                 continue
             if self.watched[i] >= 0:
@@ -389,7 +392,7 @@ cdef class CaptureThread:
             ev[0].events, ev[0].data.u32 = EPOLLIN | EPOLLET, i
             if fd >= 0:
                 if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev[0]) < 0:
-                    (<Worker>self.ws[i]).rxq.idle()
+                    (<Worker>self.ws[i]).rxq.idle()     # cannot watch it: nap this once
                     return
                 self.watched[i] = fd
         self.sleeps += 1
@@ -397,8 +400,9 @@ cdef class CaptureThread:
 
     def run(self):
         """The capture thread's body: poll every queue in turn, without the GIL, until stop()."""
-        cdef uint32_t i, idle = 0
+        cdef uint32_t i
         cdef int did
+        cdef int64_t now, idle_since = 0
         with nogil:
             self.open_waits()
             while not self.stopping:
@@ -406,13 +410,23 @@ cdef class CaptureThread:
                 for i in range(self.n):
                     did |= (<Worker>self.ws[i]).step_owned(True)
                 self.rounds += 1
+                if not did:                     # a segment filling up is work coming
+                    for i in range(self.n):
+                        did |= (<Worker>self.ws[i]).rxq.receiving()
                 if did:
-                    idle = 0
+                    idle_since = 0
                     continue
-                idle += 1
                 self.idle += 1
-                if idle > 64:                   # back off: cores are shared here
+                if self.epfd >= 0:              # the devices say when work comes
                     self.sleep()
+                    continue
+                # back off once idle for a while, not after a number of rounds: empty rounds
+                # take nanoseconds, and a ring lasts 69 us at line rate
+                now = mono_ns()
+                if idle_since == 0:
+                    idle_since = now
+                elif now - idle_since > IDLE_NAP_NS:    # cores are shared here
+                    (<Worker>self.ws[0]).rxq.idle()
             for i in range(self.n):
                 (<Worker>self.ws[i]).step_owned(True)   # no-op once stopping: the owner is free
             if self.epfd >= 0:

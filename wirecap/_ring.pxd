@@ -81,6 +81,7 @@ cdef class RxRing:
     cdef void retire(self, uint32_t c) noexcept nogil
     cdef int wait_fd(self) noexcept nogil
     cdef void idle(self) noexcept nogil
+    cdef bint receiving(self) noexcept nogil
     cdef void deliver(self, Delivery* out, uint32_t c, uint32_t first,
                       uint32_t count) noexcept nogil
     cdef void push_free(self, uint32_t c) noexcept nogil
