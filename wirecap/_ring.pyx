@@ -61,7 +61,9 @@ cdef class RxRing:
         cdef size_t n = <size_t>chunks * segment
         self.chunks, self.segment, self.chunk_bytes = chunks, segment, chunk_bytes
         self.pool_id = new_pool_id()
-        arrays = {name: np.zeros(n, dtype) for name, dtype in COLUMNS.items()}
+        # written here, not only allocated: the pages are faulted in now, not by the capture
+        # path the first time it reaches each of them
+        arrays = {name: np.full(n, 0, dtype) for name, dtype in COLUMNS.items()}
         if offsets is not None:
             arrays["offset"][:] = offsets
         self._arrays = arrays
