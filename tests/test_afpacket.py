@@ -113,6 +113,14 @@ def wait_counter(dev, key, value, timeout=10.0):
         time.sleep(0.01)
 
 
+def wait_until_reading(p, run, timeout=60):
+    """A ``wirecap capture`` publishes its first stats snapshot in ``run`` once it reads."""
+    end = time.monotonic() + timeout
+    while not (run / f"capture-{p.pid}.json").exists() and p.poll() is None and \
+            time.monotonic() < end:
+        time.sleep(0.02)
+
+
 # ----------------------------------------------------------------------------- capture
 @pytest.mark.parametrize("threads", [True, False], ids=["threads", "inline"])
 def test_every_frame_is_captured_byte_exact(net, tmp_path, threads):
@@ -279,10 +287,7 @@ def test_cli_capture_on_a_deleted_interface_ends_with_one_error_line(net, tmp_pa
                          env={**os.environ, "WIRECAP_RUN_DIR": str(run)},
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        end = time.monotonic() + 60     # its first stats snapshot: it reads
-        while not (run / f"capture-{p.pid}.json").exists() and p.poll() is None and \
-                time.monotonic() < end:
-            time.sleep(0.02)
+        wait_until_reading(p, run)
         assert net.replay(write_pcap(tmp_path / "sent.pcap", frames)) == len(frames)
         veth._run("ip", "link", "del", net.capture)
         _, err = p.communicate(timeout=60)
@@ -641,11 +646,7 @@ def test_wirecap_capture_writes_what_tcpreplay_sent(net, tmp_path):
                          env={**os.environ, "WIRECAP_RUN_DIR": str(run)},
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # the capture publishes its first stats snapshot once it reads: then it is ready
-        end = time.monotonic() + 60
-        while not (run / f"capture-{p.pid}.json").exists() and p.poll() is None and \
-                time.monotonic() < end:
-            time.sleep(0.02)
+        wait_until_reading(p, run)
         assert p.poll() is None, p.communicate()[1]
         assert net.replay(sent) == len(frames)
         _, err = p.communicate(timeout=120)
