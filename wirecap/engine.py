@@ -168,6 +168,10 @@ class Engine:
             except BaseException:
                 self._stop_threads()
                 raise
+            if self._app_cpus and self._app_thread is None:
+                # before the counter thread starts: it inherits the application's CPUs
+                self._app_thread = (threading.get_native_id(), os.sched_getaffinity(0))
+                os.sched_setaffinity(0, self._app_cpus)
             self._counter_stop.clear()
             self._counter_thread = threading.Thread(target=self._read_counters,
                                                     name="wirecap-counters", daemon=True)
@@ -175,9 +179,7 @@ class Engine:
             self._run += 1
             self._running = True
             self.started_at = time.time()
-            if self._app_cpus and self._app_thread is None:
-                self._app_thread = (threading.get_native_id(), os.sched_getaffinity(0))
-                os.sched_setaffinity(0, self._app_cpus)
+
         return self
 
     def _start_threads(self):
