@@ -346,6 +346,8 @@ def test_snaplen_zero_means_whole_packets(source, tmp_path):
     (["-r", "/nonexistent.pcap"], "No such file"),
     (["-r", "x.pcap", "-i", "sim:0"], "-r reads a file: -i"),
     (["-Q", "in"], "-Q in: the 82599"),
+    (["-i", "sim:0", "-i", "sim:0"], "-i sim:0: the same device as -i sim:0; name each"),
+    (["-i", "lo", "-i", "afpacket:lo"], "-i afpacket:lo: the same device as -i lo"),
     (["-w", "/proc/version", "--traffic", "count=1"], "-w /proc/version"),
     (["--format", "pcapng", "-w", "/nonexistent-dir/x.pcap", "--traffic", "count=1"],
      "No such file"),

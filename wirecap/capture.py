@@ -181,6 +181,12 @@ def check(args):
             raise WirecapError(f"-r reads a file: {', '.join(live)} applies to live captures; "
                                f"drop it")
     devices = args.device or ["sim:0"]
+    named = {}
+    for d in devices:
+        if parse_device(d) in named:
+            raise WirecapError(f"-i {d}: the same device as -i {named[parse_device(d)]}; name "
+                               f"each device once")
+        named[parse_device(d)] = d
     if args.traffic and any(parse_device(d)[0] != "sim" for d in devices):
         raise WirecapError("--traffic plays frames on the model's wire: it needs sim:N devices "
                            "(real NICs get their traffic from the network)")
