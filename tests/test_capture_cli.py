@@ -2,6 +2,7 @@
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import struct
@@ -387,10 +388,20 @@ def test_sigint_ends_a_capture_started_in_the_background(tmp_path):
 
 
 def _wait_published(run, pid, timeout=60):
+    """Until the capture has published stats that show packets delivered (a signal sent
+    before the first delivery would leave nothing to check)."""
     end = time.monotonic() + timeout
-    while not (run / f"capture-{pid}.json").exists():
-        assert time.monotonic() < end, "the capture never published its stats"
+    while not _delivered(run / f"capture-{pid}.json"):
+        assert time.monotonic() < end, "the capture never published stats with packets"
         time.sleep(0.05)
+
+
+def _delivered(path):
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return False
+    return any(int(n) > 0 for n in re.findall(r'"packets": (\d+)', text))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="-Z changes the user: needs root")
