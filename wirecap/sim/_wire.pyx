@@ -107,6 +107,7 @@ cdef class Wire(Arrivals):
     cdef uint64_t* full                 # per template: frames that met a full ring, to count
     cdef uint32_t* touched              # templates with a count in ``full``
     cdef uint32_t ntouched
+    cdef bint dropping                  # the last frame was dropped: look for a full ring
     cdef int stamp
     cdef double interval_ns, line_ns
     cdef uint64_t burst
@@ -288,7 +289,8 @@ cdef class Wire(Arrivals):
             if self.pcap is None:
                 t = self.sched[self.si]
                 fi = &self.infos[t]
-                if ring_full(self.dev, fi, self.lens[t]):   # dropped: counted in bulk
+                # after a drop, frames that meet a full ring are counted in bulk
+                if self.dropping and ring_full(self.dev, fi, self.lens[t]):
                     if self.full[t] == 0:
                         self.touched[self.ntouched] = t
                         self.ntouched += 1
@@ -296,7 +298,8 @@ cdef class Wire(Arrivals):
                 else:
                     if self.stamp >= 0:     # the template carries this frame's number
                         memcpy(self.blob + self.offs[t] + self.stamp, &i, 8)  # little-endian
-                    rx_frame(self.dev, self.blob + self.offs[t], self.lens[t], fi, at)
+                    self.dropping = rx_frame(self.dev, self.blob + self.offs[t], self.lens[t],
+                                             fi, at)
             else:
                 rx_frame(self.dev, self.pcap.stream.data, self.pcap.stream.len,
                          &self.pcap_fi, at)
