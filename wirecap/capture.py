@@ -622,13 +622,12 @@ def _offline(args):
         old = signal.signal(signal.SIGINT, lambda *a: stop.append(1))
         try:
             while not stop and not run.done:
-                want = run.limit - run.delivered if sink.fmt is not None else 1 << 16
-                blob, n, last = src.records(filt, args.snaplen, want)
+                blob, n, last = src.records(filt, args.snaplen, run.limit - run.delivered)
                 if not n:
                     break
                 run.seen = src.seen
                 if sink.fmt is None:        # counting only
-                    run.delivered += min(n, run.limit - run.delivered)
+                    run.delivered += n
                     run.done = run.delivered >= run.limit
                     continue
                 run.merge.add(0, blob, last)

@@ -135,9 +135,10 @@ def findalldevs():
 
 
 def lookupdev():
-    """The first device findalldevs() lists that is up and not loopback (as libpcap picks)."""
+    """The first interface findalldevs() lists that is up and not loopback (as libpcap
+    picks; never ``any``)."""
     for dev in findalldevs():
-        if "up" in dev.flags and "loopback" not in dev.flags:
+        if "up" in dev.flags and "loopback" not in dev.flags and dev != "any":
             return str(dev)
     raise PcapError("no interface is up here (`ip link` lists them); name a device, e.g. sim:0")
 
