@@ -374,9 +374,10 @@ cdef enum:
 
 
 def datalink_name(int linktype):
-    """libpcap's name of a link type (DLT_*): "EN10MB", "LINUX_SLL2"...; None if unknown."""
+    """libpcap's name of a link type (DLT_*): "EN10MB", "LINUX_SLL2"...; its number if
+    libpcap has no name for it."""
     cdef const char* s = pcap_datalink_val_to_name(linktype)
-    return None if s == NULL else s.decode()
+    return str(linktype) if s == NULL else s.decode()
 
 
 def datalink_description(int linktype):

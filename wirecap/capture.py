@@ -203,9 +203,10 @@ def _linktype(args, devices):
     if args.datalink is None:
         types = {default_datalink(d) for d in devices}
         if len(types) > 1 and not args.read and not args.list_datalinks:
+            names = ", ".join(sorted(map(_pcap.datalink_name, types)))
             raise WirecapError(f"-i {' -i '.join(devices)}: these devices hand out different "
-                               f"link types ({', '.join(sorted(map(_dlt_name, types)))}) and "
-                               f"one capture writes one; capture them in separate runs")
+                               f"link types ({names}) and one capture writes one; capture "
+                               f"them in separate runs")
         return types.pop()
     value = _pcap.datalink_value(args.datalink)
     if value < 0:
@@ -213,18 +214,16 @@ def _linktype(args, devices):
                            f"capture -L -i DEVICE` lists a device's")
     for d in devices:
         if value not in datalinks(d):
+            names = ", ".join(map(_pcap.datalink_name, datalinks(d)))
             raise WirecapError(f"-y {args.datalink}: {d} does not hand it out; it takes "
-                               f"{', '.join(map(_dlt_name, datalinks(d)))} (-L lists them)")
+                               f"{names} (-L lists them)")
     return value
-
-
-def _dlt_name(linktype):
-    return _pcap.datalink_name(linktype) or str(linktype)
 
 
 def _link(linktype):
     """tcpdump's words for a link type: "EN10MB (Ethernet)"."""
-    return f"{_dlt_name(linktype)} ({_pcap.datalink_description(linktype) or 'unknown'})"
+    description = _pcap.datalink_description(linktype) or "unknown"
+    return f"{_pcap.datalink_name(linktype)} ({description})"
 
 
 def list_datalinks(devices):

@@ -186,10 +186,6 @@ def default_datalink(device):
     return default(where) if default else DLT_EN10MB
 
 
-def _dlt_name(linktype):
-    return _pcap.datalink_name(linktype) or str(linktype)
-
-
 def compile(linktype, snaplen, filter, optimize, netmask):
     """pcapy's compile(): a BPFProgram of ``filter`` for link type ``linktype``."""
     return BPFProgram(Filter(filter, linktype=linktype, snaplen=snaplen,
@@ -348,9 +344,10 @@ class Handle:
         is compiled again for it."""
         self._live()
         if linktype not in self.list_datalinks():
+            names = ", ".join(map(_pcap.datalink_name, self.list_datalinks()))
             raise PcapError(f"{self._rxq.device.name}: link type {linktype} "
-                            f"({_pcap.datalink_name(linktype) or 'unknown'}) is not one it "
-                            f"hands out: {', '.join(map(_dlt_name, self.list_datalinks()))}")
+                            f"({_pcap.datalink_name(linktype)}) is not one it hands out: "
+                            f"{names}")
         if linktype != self.datalink():
             self._rxq.device.set_linktype(linktype)
             if self._filter is not None:
