@@ -157,10 +157,41 @@ def test_chunk_views_and_use_after_release():
     (dict(devices=[]), "no device"),
     (dict(devices="wcnope0"), "sim:0.*pci:0000:03:00.0.*afpacket:eth0"),
     (dict(segment=100), "must divide"),
+    # before unsigned C arguments: one line, not an OverflowError or a ValueError
+    (dict(segment=-1), r"segment=-1: give a whole number"),
+    (dict(chunks=2**40), r"chunks=1099511627776: give a whole number"),
+    (dict(ndesc=2.5), r"ndesc=2.5: give a whole number"),
+    (dict(bufsize=-2048), r"bufsize=-2048: give a whole number"),
+    (dict(queues=True), "queues=True"),
+    (dict(threshold="high"), "0 < T <= 1"),
+    (dict(flush_us=float("nan")), r"flush_us=nan: .* or None"),
+    (dict(flush_us=1e30), r"flush_us=1e\+30"),
+    (dict(counter_interval=0), "counter_interval=0: seconds"),
+    (dict(counter_interval=float("inf")), "counter_interval=inf"),
 ])
 def test_engine_misuse_is_refused(kw, match):
     with pytest.raises(WirecapError, match=match):
         Engine(**kw)
+
+
+def test_pools_that_do_not_fit_in_memory_are_refused_in_one_line(monkeypatch):
+    import wirecap.engine
+    real = wirecap.engine.open_device
+
+    class Starved:                      # a device whose DMA memory runs out
+        def __init__(self, nic):
+            self.nic = nic
+
+        def __getattr__(self, name):
+            return getattr(self.nic, name)
+
+        def rx_queue(self, *a, **kw):
+            raise MemoryError("DMA memory: mmap of 104857600000 bytes failed")
+    monkeypatch.setattr(wirecap.engine, "open_device", lambda *a, **kw: Starved(real(*a, **kw)))
+    with pytest.raises(WirecapError, match="do not fit in memory; give fewer chunks"):
+        Engine("sim:0", chunks=200_000)
+    monkeypatch.undo()
+    Engine("sim:0").close()             # and the port was given back
 
 
 def test_reading_before_start_and_a_bad_queue_are_refused():

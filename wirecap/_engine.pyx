@@ -40,6 +40,10 @@ cdef extern from "<sys/eventfd.h>" nogil:
     int EFD_CLOEXEC
 
 
+cdef enum:
+    IDLE_NAP_NS = 200000    # a capture thread idle this long starts to nap (200 us)
+
+
 # ----------------------------------------------------------------------------- work queues
 cdef bint wq_push(WQ* q, Entry* e, bint offload) noexcept nogil:
     cdef uint64_t one = 1
@@ -256,12 +260,13 @@ cdef class Worker:
             pthread_mutex_unlock(&self.own)
 
     def discard_queued(self):
-        """Empty the capture queue (the engine is stopping): packets nobody read."""
+        """Empty the capture queue (the engine is stopping): packets nobody read, discarded
+        by the pool each came from (a buddy's, maybe another device's)."""
         cdef Entry e
         cdef uint64_t n = 0
         while wq_pop(self.capture_q.q, &e):
+            (<Worker>self._peers[e.owner]).discarded += e.d.count
             n += e.d.count
-        self.discarded += n
         return n
 
     def reclaim(self):
@@ -292,7 +297,7 @@ cdef class Worker:
             return None
         owner = self._peers[e.owner]
         if owner.stopping or e.epoch != owner.epoch:    # cannot happen: stop() empties queues
-            self.discarded += e.d.count
+            owner.discarded += e.d.count
             return None
         return QueuedChunk._queued(owner, &e)
 
@@ -336,8 +341,9 @@ cdef class CaptureThread:
 
     def run(self):
         """The capture thread's body: poll every queue in turn, without the GIL, until stop()."""
-        cdef uint32_t i, idle = 0
+        cdef uint32_t i
         cdef int did
+        cdef int64_t now, idle_since = 0
         cdef Worker w
         w = self.workers[0]
         with nogil:
@@ -346,12 +352,19 @@ cdef class CaptureThread:
                 for i in range(self.n):
                     did |= (<Worker>self.ws[i]).step_owned(True)
                 self.rounds += 1
+                if not did:                     # a segment filling up is work coming
+                    for i in range(self.n):
+                        did |= (<Worker>self.ws[i]).rxq.receiving()
                 if did:
-                    idle = 0
+                    idle_since = 0
                     continue
-                idle += 1
                 self.idle += 1
-                if idle > 64:                   # back off: cores are shared here
+                # back off once idle for a while, not after a number of rounds: empty rounds
+                # take nanoseconds, and a ring lasts 69 us at line rate
+                now = mono_ns()
+                if idle_since == 0:
+                    idle_since = now
+                elif now - idle_since > IDLE_NAP_NS:    # cores are shared here
                     if self.n == 1:             # the device may know how to sleep until work
                         w.rxq.idle(w.recycle_q.q.fd)
                     else:

@@ -444,6 +444,13 @@ cdef class RxQueue(RxRing):
             return 1
         return 0
 
+    cdef bint receiving(self) noexcept nogil:
+        # the NIC has written the next descriptor of the current segment
+        if self.ring == NULL or self.seg_chunk[self.cur_seg] < 0:
+            return 0
+        return (ld32(self.ring + (self.cur_seg * self.segment + self.seg_done) * r.DESC_SIZE
+                     + 8) & r.RXDADV_STAT_DD) != 0
+
     cdef int capture_all(self, Delivery* out, int64_t now) noexcept nogil:
         cdef int64_t flush_ns = self.flush_ns
         cdef int got

@@ -74,6 +74,7 @@ cdef class RxRing:
     cdef int recycle_delivery(self, const Delivery* d) noexcept nogil
     cdef void retire(self, uint32_t c) noexcept nogil
     cdef void idle(self, int wake_fd) noexcept nogil
+    cdef bint receiving(self) noexcept nogil
     cdef void deliver(self, Delivery* out, uint32_t c, uint32_t first,
                       uint32_t count) noexcept nogil
     cdef void push_free(self, uint32_t c) noexcept nogil

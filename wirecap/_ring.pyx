@@ -101,6 +101,12 @@ cdef class RxRing:
         nap.tv_sec, nap.tv_nsec = 0, 20000
         nanosleep(&nap, NULL)
 
+    cdef bint receiving(self) noexcept nogil:
+        # packets are arriving but no delivery is ready yet (a part-filled segment): a
+        # capture thread that naps now overflows the ring at line rate. Devices that know
+        # say so; the owner of the pool calls it.
+        return 0
+
     cdef void deliver(self, Delivery* out, uint32_t c, uint32_t first,
                       uint32_t count) noexcept nogil:
         """Open a delivery of ``count`` packets of chunk ``c`` from buffer ``first``."""

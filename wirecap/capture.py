@@ -27,9 +27,6 @@ from .output import Printer, Savefile, parse_size
 
 FORMATS = ("pcap", "pcap-ns", "pcapng")
 LIMIT = (1 << 63) - 1               # -c, -C, -G, -W and -B above this are not counts of anything
-# the 82599's counters of frames its MAC refused: oversize, undersize, fragments, jabber, CRC
-# errors, length errors (datasheet 8.2.3.23)
-MAC_DROPS = ("ROC", "RUC", "RFC", "RJC", "CRCERRS", "RLEC")
 MERGE_SLACK_NS = 20_000_000         # how late a queue's packet may reach us after its timestamp,
                                     # on top of the flush timeout (capture thread scheduling)
 
@@ -105,6 +102,13 @@ def add_commands(sub):
                    help="advanced mode: offload when a capture queue exceeds T x R")
     w.add_argument("--inline", action="store_true",
                    help="capture in the reading thread (no capture threads; for small machines)")
+    w.add_argument("--capture-cpus", metavar="LIST", default=None,
+                   help="CPUs for the capture threads, one thread per CPU, each serving its "
+                        "share of the queues, e.g. 1 or 0,1 or 2-3 (default: every CPU but "
+                        "one, at most one thread per queue)")
+    w.add_argument("--wire-thread", action="store_true",
+                   help="for sim: devices, pace --traffic from a thread of the model's own (a "
+                        "core of its own, as silicon's MAC) instead of the driver's clock")
     w.add_argument("--traffic", metavar="PROFILE",
                    help="for sim: devices, what the model's wire plays: a profile such as "
                         "count=1e6,size=64,flows=8 or a pcap file")
@@ -119,6 +123,24 @@ def add_commands(sub):
 
 
 # ----------------------------------------------------------------------------- checks
+def parse_cpu_list(flag, text):
+    """'0,2-3' -> [0, 2, 3] (taskset's list syntax), in the order given."""
+    cpus = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi) if hi else int(lo)
+            if first < 0 or last < first or last > 4095:
+                raise ValueError
+            cpus += range(first, last + 1)
+    except ValueError:
+        raise WirecapError(f"{flag} {text}: a list of CPU numbers such as 1 or 0,1 or 2-3") \
+            from None
+    if len(set(cpus)) != len(cpus):
+        raise WirecapError(f"{flag} {text}: CPU listed twice; give each CPU once")
+    return cpus
+
+
 def _int_range(flag, value, lo, hi, what, fix):
     if value is not None and not lo <= value <= hi:
         raise WirecapError(f"{flag} {value}: {what} is {lo} to {hi}; {fix}")
@@ -146,6 +168,13 @@ def check(args):
     if not (math.isfinite(args.threshold) and 0 < args.threshold <= 1):
         raise WirecapError(f"--threshold {args.threshold}: a fraction 0 < T <= 1 of the capture "
                            f"queue's capacity; give e.g. --threshold 0.6")
+    if args.capture_cpus is not None:
+        if args.inline:
+            raise WirecapError("--capture-cpus places capture threads; --inline has none: "
+                               "give one of them")
+        args.capture_cpus = parse_cpu_list("--capture-cpus", args.capture_cpus)
+    if args.wire_thread and not args.traffic:
+        raise WirecapError("--wire-thread paces --traffic: give --traffic PROFILE too")
     if args.duration is not None and not (math.isfinite(args.duration) and
                                           0 < args.duration <= 1e9):
         raise WirecapError(f"--duration {args.duration}: seconds, more than 0 and finite; "
@@ -287,7 +316,8 @@ def _open_and_capture(args, devices, source, chunks, options, sink):
     from .engine import Engine
     eng = Engine(devices, queues=args.queues, mode=args.mode, threshold=args.threshold,
                  segment=args.segment, ndesc=args.ndesc, chunks=chunks,
-                 threads=not args.inline, promiscuous=args.promiscuous, **options)
+                 threads=not args.inline, promiscuous=args.promiscuous,
+                 capture_cpus=args.capture_cpus, **options)
     try:
         from .pcap import Handle
         handles = [Handle(eng, q, snaplen=args.snaplen) for q in range(len(eng.workers))]
@@ -455,7 +485,7 @@ def _live(args, eng, handles, source, sink):
     deadline = None if args.duration is None else t0 + args.duration
     wires = [nic.port.wire for nic in eng.nics] if source is not None else []
     for w in wires:
-        w.play(source)
+        w.play(source, concurrent=args.wire_thread)
     quiet_until = None
     next_progress = 0.0
     fds = [h.fileno() for h in handles]
@@ -529,7 +559,6 @@ def _drops(eng, snap):
     out = []
     for nic, dev in zip(eng.nics, snap.devices):
         kind = nic.kind
-        hw = dev["counters"]
         empty = sum(q.get("pool_empty", 0) for q in snap.queues if q["device"] == nic.name)
         if kind == "afpacket":
             out.append((kind, [(dev["nic_dropped"], f"by the kernel on {nic.name} (AF_PACKET "
@@ -539,9 +568,8 @@ def _drops(eng, snap):
             (dev["nic_dropped"], f"at {nic.name}'s receive ring (no free descriptor" +
                                  (f"; its pools ran out of chunks {empty:,} times)" if empty
                                   else ": the capture threads fell behind)")),
-            (sum(hw.get(f"MPC{i}", 0) for i in range(8)), f"in {nic.name}'s packet buffer"),
-            (sum(hw.get(k, 0) for k in MAC_DROPS), f"by {nic.name}'s MAC (too long or short, "
-                                                   f"bad CRC or length)")]))
+            (dev["buffer_dropped"], f"in {nic.name}'s packet buffer"),
+            (dev["mac_dropped"], f"by {nic.name}'s MAC (too long or short, or a bad CRC)")]))
     return out
 
 
@@ -559,7 +587,8 @@ def _summary(args, eng, snap, run, elapsed):
             "mode": eng.mode, "seen": run.seen, "delivered": run.delivered,
             "received_by_filter": run.seen + dropped, "dropped": dropped, "drops": drops,
             "captured": tot["packets"], "nic_dropped": tot["nic_dropped"],
-            "discarded_at_stop": eng.discarded, "elapsed_s": elapsed, "file": args.write,
+            "buffer_dropped": tot["buffer_dropped"], "mac_dropped": tot["mac_dropped"],
+            "discarded_at_stop": tot["discarded"], "elapsed_s": elapsed, "file": args.write,
             "filter": args.filter, "per_device": per_device, "per_queue": snap.queues}
 
 
@@ -591,7 +620,7 @@ def _rate(pps):
 def _progress(eng, run, elapsed):
     tot = stats.snapshot(eng).totals
     sys.stderr.write(f"\r\033[K{elapsed:7.1f} s  {run.seen:>12,} captured  {run.delivered:>12,} "
-                     f"kept  {tot['nic_dropped']:>10,} dropped  "
+                     f"kept  {tot['dropped']:>10,} dropped  "
                      f"{_rate(run.seen / elapsed if elapsed else 0)}")
     sys.stderr.flush()
 

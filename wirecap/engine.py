@@ -11,6 +11,7 @@ themselves.
 """
 from __future__ import annotations
 
+import math
 import os
 import select
 import threading
@@ -21,6 +22,16 @@ from .devices import device_class, open_device
 from .errors import WirecapError
 
 MODES = ("basic", "advanced")
+# Frames a device drops before RSS gives them a queue, so counted per port and not per queue:
+# by device kind, the counters of each place. The 82599 (datasheet 8.2.3.23): its packet
+# buffer overflowing (MPC) and its MAC refusing frames too long (ROC; RJC with a bad CRC),
+# too short (RUC; RFC with a bad CRC) or with a bad CRC (CRCERRS, 64 bytes and more). The
+# kernel's drops on AF_PACKET are per queue, in nic_dropped.
+PORT_DROPS = {"82599": {"buffer_dropped": tuple(f"MPC{i}" for i in range(8)),
+                        "mac_dropped": ("ROC", "RUC", "RFC", "RJC", "CRCERRS")}}
+DROPS = ("nic_dropped", "buffer_dropped", "mac_dropped")   # every place a frame can be lost
+MAX_FLUSH_US = 1e12                 # about 11 days: longer is "never" (None)
+MAX_COUNTER_INTERVAL = 60.0
 
 
 class Engine:
@@ -45,24 +56,47 @@ class Engine:
                this process may use). Default: one thread per queue on all CPUs but one, so
                that at least one core is left to the application (2 CPUs: one thread serves
                every queue)
+    app_cpus   CPUs for the thread that calls start(), the application's own, as DPDK pins
+               its main lcore: a list, or False to leave it alone. Default: the CPUs no
+               capture thread uses, if there are any. Without it the kernel wakes a reader
+               onto the capture thread's core (it is where the wake-up came from), and every
+               such wake-up preempts capture for longer than a ring lasts at line rate. stop()
+               gives the thread back its CPUs.
     rss_key    the 40-byte Toeplitz key for 82599 devices (default: the datasheet's example)
     """
 
     def __init__(self, devices="sim:0", queues=1, mode="basic", threshold=0.6, segment=256,
                  chunks=None, ndesc=1024, bufsize=2048, flush_us=1000, threads=True,
                  capture_cpus=None, promiscuous=True, counter_interval=1.0, block_size=None,
-                 fanout="hash", rss_key=None):
+                 fanout="hash", rss_key=None, app_cpus=None):
         if mode not in MODES:
             raise WirecapError(f"mode {mode!r}: choose 'basic' or 'advanced'")
-        if not 0 < threshold <= 1:
+        if not (_number(threshold) and 0 < threshold <= 1):
             raise WirecapError(f"threshold {threshold!r}: a fraction of the capture queue's "
                                f"capacity, 0 < T <= 1 (the paper uses e.g. 0.6)")
-        if not isinstance(queues, int) or not 1 <= queues <= 16:
+        if not _whole(queues) or not 1 <= queues <= 16:
             raise WirecapError(f"queues={queues!r}: RSS spreads over 1 to 16 queues per device")
+        # whole numbers before they reach the devices' unsigned C arguments (each device
+        # then checks its own ranges and names them)
+        for name, v in (("segment", segment), ("chunks", chunks), ("ndesc", ndesc),
+                        ("bufsize", bufsize), ("block_size", block_size)):
+            if v is not None and not (_whole(v) and 1 <= v <= 0xFFFFFFFF):
+                raise WirecapError(f"{name}={v!r}: give a whole number from 1 to 4294967295 "
+                                   f"(the device's range applies; see Engine's help)")
+        if flush_us is not None and not (_number(flush_us) and 0 <= flush_us <= MAX_FLUSH_US):
+            raise WirecapError(f"flush_us={flush_us!r}: the µs after which a partly filled "
+                               f"segment is delivered, 0 to {MAX_FLUSH_US:.0e}, or None (never)")
+        if not (_number(counter_interval) and 0 < counter_interval <= MAX_COUNTER_INTERVAL):
+            raise WirecapError(f"counter_interval={counter_interval!r}: seconds between counter "
+                               f"readings, more than 0 and at most {MAX_COUNTER_INTERVAL} (a "
+                               f"32-bit counter the NIC clears on read wraps in 4.8 minutes "
+                               f"at line rate)")
         names = [devices] if isinstance(devices, str) else list(devices)
         if not names:
             raise WirecapError("no device given: name one, e.g. sim:0")
         self._cpus = _capture_cpus(capture_cpus, queues * len(names)) if threads else []
+        self._app_cpus = _app_cpus(app_cpus, self._cpus)
+        self._app_thread = None         # (native id, its CPUs before start())
         self.mode, self.threshold, self.threads = mode, threshold, threads
         self.nics, self.workers = [], []
         self._threads, self._running, self._closed = [], False, False
@@ -90,6 +124,10 @@ class Engine:
                 for q in range(queues):
                     rxq = nic.rx_queue(q, **geometry)
                     self.workers.append(_engine.Worker(len(self.workers), rxq))
+        except MemoryError as e:          # pools are sized by the caller: say which knob
+            self._close_nics()
+            raise WirecapError(f"{e}: the receive pools do not fit in memory; give fewer "
+                               f"chunks (or smaller segments, buffers or blocks)") from None
         except BaseException:
             self._close_nics()
             raise
@@ -106,7 +144,9 @@ class Engine:
 
     @property
     def discarded(self):
-        """Packets stop() took back before anyone read them: queued, or still in the ring."""
+        """Packets captured but never read: stop() took them back (queued, or still in the
+        ring), or start() found them in the ring (they arrived while the engine was stopped
+        and belong to no run)."""
         return sum(w.stats()["discarded"] for w in self.workers)
 
     # ------------------------------------------------------------------ lifecycle
@@ -120,6 +160,7 @@ class Engine:
                 raise WirecapError("the engine is already running")
             for nic in self.nics:
                 nic.start()
+            self._drain()
             for w in self.workers:
                 w.resume()
             try:
@@ -127,6 +168,10 @@ class Engine:
             except BaseException:
                 self._stop_threads()
                 raise
+            if self._app_cpus and self._app_thread is None:
+                # before the counter thread starts: it inherits the application's CPUs
+                self._app_thread = (threading.get_native_id(), os.sched_getaffinity(0))
+                os.sched_setaffinity(0, self._app_cpus)
             self._counter_stop.clear()
             self._counter_thread = threading.Thread(target=self._read_counters,
                                                     name="wirecap-counters", daemon=True)
@@ -134,6 +179,7 @@ class Engine:
             self._run += 1
             self._running = True
             self.started_at = time.time()
+
         return self
 
     def _start_threads(self):
@@ -176,6 +222,13 @@ class Engine:
         with self._lifecycle:
             if self._closed:
                 return
+            if self._app_thread is not None:
+                tid, cpus = self._app_thread
+                self._app_thread = None
+                try:
+                    os.sched_setaffinity(tid, cpus)
+                except OSError:         # that thread has ended
+                    pass
             if self._running:
                 self._running = False
                 self._run += 1
@@ -189,10 +242,15 @@ class Engine:
                 for w in self.workers:
                     w.reclaim()
                 self._reap_tx()
-            for w in self.workers:      # what the NIC wrote but nobody captured
-                w.shutdown(w.rxq.chunks * w.rxq.segment)
+            self._drain()
             for nic in self.nics:
                 nic.counters()
+
+    def _drain(self):
+        # what the NIC wrote but nobody captured counts as discarded: at stop(), and at
+        # start() what came while stopped (else it would surface with the new run's times)
+        for w in self.workers:
+            w.shutdown(w.rxq.chunks * w.rxq.segment)
 
     def _reap_tx(self, timeout=1.0):
         # forwarded chunks go home once their sends complete: hand the NIC what was queued
@@ -296,6 +354,9 @@ class Engine:
     def stats(self, totals=None):
         """Per queue: driver, pool and work-queue counters, plus the NIC's drop counters
         (from ``totals``, one counters() reading per device, when the caller has them)."""
+        if self._closed:
+            raise WirecapError("the engine is closed: its counters went with its devices; "
+                               "read stats() (or accounting()) before close()")
         if totals is None:
             totals = [nic.counters() for nic in self.nics]
         per_nic = len(self.workers) // len(self.nics)
@@ -308,6 +369,58 @@ class Engine:
             out.append(s)
         return out
 
+    def port_drops(self, totals=None):
+        """Per device: the frames it dropped before any queue, by place (PORT_DROPS: e.g.
+        ``buffer_dropped``, ``mac_dropped``; 0 where the device has no such place)."""
+        if totals is None:
+            totals = [nic.counters() for nic in self.nics]
+        return [{place: sum(hw.get(c, 0) for c in PORT_DROPS.get(nic.kind, {}).get(place, ()))
+                 for place in DROPS[1:]} for nic, hw in zip(self.nics, totals)]
+
+    def accounting(self, totals=None):
+        """Where the frames every device received went, per device (``devices``) and in
+        total: ``captured`` into the pools, of which ``discarded`` (see there) and
+        ``delivered`` (handed to the application; while running, also those still queued
+        for it), and the drops by place (DROPS: the receive ring for want of a free
+        descriptor, i.e. of chunks, the packet buffer, the MAC), ``dropped`` their sum and
+        ``received`` = captured + dropped. After stop(), once the wire is quiet, received
+        is exact: sent = delivered + discarded + dropped."""
+        if totals is None:
+            totals = [nic.counters() for nic in self.nics]
+        queues = self.stats(totals)
+        devices = []
+        for nic, port in zip(self.nics, self.port_drops(totals)):
+            mine = [q for q in queues if q["device"] == nic.name]
+            d = {"device": nic.name, "captured": sum(q["packets"] for q in mine),
+                 "discarded": sum(q["discarded"] for q in mine),
+                 "nic_dropped": sum(q["nic_dropped"] for q in mine), **port}
+            d["delivered"] = d["captured"] - d["discarded"]
+            d["dropped"] = sum(d[k] for k in DROPS)
+            d["received"] = d["captured"] + d["dropped"]
+            devices.append(d)
+        out = {k: sum(d[k] for d in devices) for k in
+               ("received", "captured", "delivered", "discarded", *DROPS, "dropped")}
+        out["devices"] = devices
+        return out
+
+
+def _app_cpus(spec, capture):
+    """The application thread's CPUs, from Engine's ``app_cpus`` (see there), or None."""
+    if spec is False:
+        return None
+    allowed = set(os.sched_getaffinity(0))
+    if spec is None:
+        rest = allowed - set().union(*capture) if capture else set()
+        return rest or None
+    try:
+        cpus = set(spec)
+    except TypeError:
+        cpus = {None}
+    if not cpus or any(not isinstance(c, int) or isinstance(c, bool) or c not in allowed
+                       for c in cpus):
+        raise WirecapError(f"app_cpus={spec!r}: a list of CPUs this process may use "
+                           f"({_cpu_list(sorted(allowed))}), or False to leave the thread alone")
+    return cpus
 
 
 def _capture_cpus(spec, nqueues):
@@ -342,6 +455,14 @@ def _capture_cpus(spec, nqueues):
                                f"process may use; {where}")
         sets.append(cpus)
     return sets
+
+
+def _whole(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _cpu_list(cpus):

@@ -34,6 +34,7 @@ QUEUE_COLUMNS = {
     "free": "pool chunks free",
     "armed": "pool chunks attached to descriptor segments",
     "captured": "pool chunks holding captured packets",
+    "discarded": "packets captured but never read (taken back by stop(), or come while stopped)",
 }
 _COLUMN_HELP = dict(QUEUE_COLUMNS, queue="the engine's queue index", **{"drop_%": "nic_dropped as a share of the packets the "
                                               "queue was offered (packets + nic_dropped)"})
@@ -45,7 +46,9 @@ TABLE_WIDTH = 100
 SAMPLE_COLUMNS = ("t", "queue", "capture_queue", "free", "armed", "captured", "packets",
                   "nic_dropped")
 _SUMMED = ("packets", "bytes", "nic_dropped", "captured_chunks", "recycled", "offloaded_out",
-           "offloaded_in", "flushes", "capture_queue", "free", "armed", "captured")
+           "offloaded_in", "flushes", "capture_queue", "free", "armed", "captured", "discarded")
+# per device only: drops before any queue (the engine's PORT_DROPS), then every drop's sum
+_PORT = ("buffer_dropped", "mac_dropped", "dropped")
 
 
 def table(headers, rows):
@@ -68,7 +71,10 @@ class Snapshot:
 
     @property
     def totals(self):
-        return {k: sum(q[k] for q in self.queues) for k in _SUMMED}
+        t = {k: sum(q[k] for q in self.queues) for k in _SUMMED}
+        t.update({k: sum(d.get(k, 0) for d in self.devices) for k in _PORT[:-1]})
+        t["dropped"] = sum(t[k] for k in ("nic_dropped", *_PORT[:-1]))
+        return t
 
     def to_dict(self):
         return {"t": self.t, "queues": self.queues, "devices": self.devices,
@@ -117,7 +123,7 @@ class Snapshot:
         devices = ", ".join(d["device"] for d in self.devices)
         return (f"<Snapshot {when} of {devices}, {len(self.queues)} queue"
                 f"{'s' if len(self.queues) != 1 else ''}: {tot['packets']:,} packets, "
-                f"{tot['nic_dropped']:,} dropped ({_drop_pct(tot):.2f} %), "
+                f"{tot['dropped']:,} dropped ({_drop_pct(tot, 'dropped'):.2f} %), "
                 f"{tot['capture_queue']:,} chunks waiting>")
 
     def _repr_html_(self):
@@ -131,9 +137,9 @@ class Snapshot:
                 f"</thead><tbody>{body}</tbody></table>")
 
 
-def _drop_pct(counts):
-    offered = counts["packets"] + counts["nic_dropped"]
-    return 100.0 * counts["nic_dropped"] / offered if offered else 0.0
+def _drop_pct(counts, dropped="nic_dropped"):
+    offered = counts["packets"] + counts[dropped]
+    return 100.0 * counts[dropped] / offered if offered else 0.0
 
 
 def _value(row, column):
@@ -153,10 +159,11 @@ def snapshot(engine):
     counters = [nic.counters() for nic in engine.nics]      # one register sweep per device
     queues = engine.stats(counters)
     devices = []
-    for nic, hw in zip(engine.nics, counters):
+    for nic, hw, port in zip(engine.nics, counters, engine.port_drops(counters)):
         mine = [q for q in queues if q["device"] == nic.name]
         d = {"device": nic.name, "queues": len(mine)}
         d.update({k: sum(q[k] for q in mine) for k in _SUMMED})
+        d.update(port, dropped=d["nic_dropped"] + sum(port.values()))
         d["counters"] = hw
         devices.append(d)
     return Snapshot(time.time(), queues, devices)

@@ -67,10 +67,10 @@ cdef class Device(DeviceState):
 
     def clock_stats(self):
         """What catching up with the wire's schedule cost the threads that touched the port:
-        wall-clock ns spent delivering (preemption included), the same in thread CPU time,
-        frames delivered, rounds (docs/model.md, "Time")."""
-        return {"catchup_ns": self.catchup_ns, "catchup_cpu_ns": self.catchup_cpu_ns,
-                "catchup_frames": self.catchup_frames, "catchups": self.catchups}
+        wall-clock ns spent delivering (preemption included), frames delivered, rounds
+        (docs/model.md, "Time")."""
+        return {"catchup_ns": self.catchup_ns, "catchup_frames": self.catchup_frames,
+                "catchups": self.catchups}
 
     # -------------------------------------------------------------- Python API
     def read32(self, uint32_t offset):

@@ -15,6 +15,14 @@ cdef struct Fault:
     uint32_t size
     uint32_t write
 
+cdef inline uint8_t* cached(const Mapping* cache, uint64_t iova, uint64_t size) noexcept nogil:
+    # a one-entry translation cache's hit, or NULL (then Iommu.lookup)
+    if cache.host != NULL and iova >= cache.iova and iova + size <= cache.iova + cache.size \
+            and iova + size >= iova:
+        return cache.host + (iova - cache.iova)
+    return NULL
+
+
 cdef class Iommu:
     cdef Mapping* maps              # sorted by iova, non-overlapping
     cdef int n, cap

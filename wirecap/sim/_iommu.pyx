@@ -128,9 +128,9 @@ cdef class Iommu:
         queues do not evict each other's mapping). Caches are dropped when the generation
         changes: the caller compares ``generation`` before trusting its cache."""
         cdef int lo = 0, hi = self.n - 1, mid
-        if cache.host != NULL and iova >= cache.iova and \
-                iova + size <= cache.iova + cache.size and iova + size >= iova:
-            return cache.host + (iova - cache.iova)
+        cdef uint8_t* hit = cached(cache, iova, size)
+        if hit != NULL:
+            return hit
         while lo <= hi:
             mid = (lo + hi) >> 1
             if iova < self.maps[mid].iova:

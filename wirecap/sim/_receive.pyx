@@ -13,8 +13,26 @@ from wirecap.sim._counters cimport (C_TPR, C_TOR, C_RUC, C_ROC, C_RNBC, C_MPC, C
                                     D_FILTERED, D_RX_RING_FAULT, D_RX_BUF_FAULT,
                                     D_QUEUE_REFUSED, count_rx_good)
 from wirecap.sim._frame cimport FrameInfo, be16, ethernet_fcs, rss_input
+from wirecap.sim._iommu cimport cached
 from wirecap.includes.atomics cimport ld32, ld64, st32, st64, fence
 from wirecap.sim._state cimport DeviceState, RxQ, PbEntry, PB_MAX
+
+cdef extern from *:
+    """
+    #define wc_prefetch_w(p) __builtin_prefetch((p), 1, 3)
+    """
+    void prefetch_w "wc_prefetch_w"(const void* p) noexcept nogil
+
+cdef enum:
+    PREFETCH = 8            # descriptors ahead whose packet buffer is fetched for writing
+
+
+cdef enum:                  # what the MAC and the L2 filter decide for a frame (FrameInfo.verdict)
+    V_DELIVER = 0           # on to its RSS queue
+    V_RX_DISABLED           # RXCTRL.RXEN clear or the security block holds RX
+    V_RUNT                  # shorter than 64 bytes: RUC
+    V_LONG                  # longer than the MAC's limit: ROC
+    V_FILTERED              # no L2 filter accepts its destination
 
 
 cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi,
@@ -23,9 +41,7 @@ cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi,
     lock.
 
     Returns 0 if delivered or queued in the packet buffer, 1 if dropped (and counted)."""
-    cdef uint32_t wire_len = n + r.FCS_LEN, maxlen, i, q, pkt_info, status
-    cdef uint64_t dst
-    cdef uint32_t hlreg0 = s.regs[r.HLREG0 >> 2], fctrl = s.regs[r.FCTRL >> 2]
+    cdef uint32_t wire_len = n + r.FCS_LEN
     cdef uint64_t pb_cap
     cdef int res
     s.diag[D_WIRE_RX] += 1
@@ -34,108 +50,129 @@ cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi,
             s.diag[D_LINK_DOWN] += 1
             return 1
         s.link_is_up = 1
-    if not (s.regs[r.RXCTRL >> 2] & r.RXCTRL_RXEN) or \
-            s.regs[r.SECRXCTRL >> 2] & r.SECRXCTRL_RX_DIS:     # the security block holds RX
+    if fi.cfg_gen != s.cfg_gen:
+        admit(s, d, n, fi)
+    if fi.verdict == V_RX_DISABLED:
         s.diag[D_RX_DISABLED] += 1
         return 1
     s.stat[C_TPR] += 1
     s.stat[C_TOR] += wire_len
-    if wire_len < r.MIN_FRAME:
-        s.stat[C_RUC] += 1
+    if fi.verdict != V_DELIVER:
+        if fi.verdict == V_RUNT:
+            s.stat[C_RUC] += 1
+        elif fi.verdict == V_LONG:
+            s.stat[C_ROC] += 1
+        else:
+            s.diag[D_FILTERED] += 1
         return 1
-    maxlen = (s.regs[r.MAXFRS >> 2] >> r.MAXFRS_MFS_SHIFT) if hlreg0 & r.HLREG0_JUMBOEN \
-        else r.MAX_FRAME
-    if n >= 14 and be16(d + 12) == 0x8100:
-        maxlen += 4                     # room for one VLAN tag
-    if wire_len > maxlen:
-        s.stat[C_ROC] += 1
-        return 1
-    # L2 filter (7.1.1): broadcast, multicast, exact unicast addresses or promiscuous
-    if fi.dst_class == 2:
-        if not (fctrl & r.FCTRL_BAM):
-            s.diag[D_FILTERED] += 1
-            return 1
-    elif fi.dst_class == 1:
-        if not (fctrl & r.FCTRL_MPE):
-            s.diag[D_FILTERED] += 1
-            return 1
-    elif not (fctrl & r.FCTRL_UPE):
-        res = 0
-        dst = <uint64_t>d[0] | <uint64_t>d[1] << 8 | <uint64_t>d[2] << 16 | \
-            <uint64_t>d[3] << 24 | <uint64_t>d[4] << 32 | <uint64_t>d[5] << 40
-        for i in range(s.nrar):
-            if s.rar[i] == dst:
-                res = 1
-                break
-        if not res:
-            s.diag[D_FILTERED] += 1
-            return 1
-    # RSS (7.1.2.8) picks the queue and the hash written back in the descriptor
-    q = classify(s, d, fi)
-    pkt_info = fi.rss_type | fi.ptype
-    status = r.RXDADV_STAT_DD | r.RXDADV_STAT_EOP
-    if fi.ptype & r.RXDADV_PKTTYPE_IPV4:
-        status |= r.RXDADV_STAT_IPCS
-        if fi.ip_csum_bad:
-            status |= r.RXDADV_ERR_IPE
-    pb_cap = (s.regs[0x03C00 >> 2] >> r.RXPBSIZE_SHIFT) << 10
-    if pb_cap > PB_MAX:
-        pb_cap = PB_MAX
     if s.pb_count == 0:
-        res = dma_rx(s, q, d, n, pkt_info, fi.hash, status)
+        res = dma_rx(s, fi.queue, d, n, fi.pkt_info, fi.hash, fi.status, fi.eicr)
         if res != 1:
             count_rx_good(s.stat, wire_len, fi)
             return 0 if res == 0 else 1
         s.stat[C_RNBC] += 1             # no descriptor: the frame waits on chip
+    pb_cap = (s.regs[0x03C00 >> 2] >> r.RXPBSIZE_SHIFT) << 10
+    if pb_cap > PB_MAX:
+        pb_cap = PB_MAX
     if s.pb_bytes + wire_len > pb_cap or s.pb_count == s.pb_cap_entries:
         s.stat[C_MPC] += 1              # packet buffer full: missed
         s.regs[r.EICR >> 2] |= r.EICR_RX_MISS
         return 1
     count_rx_good(s.stat, wire_len, fi)
-    pb_push(s, d, n, q, pkt_info, fi.hash, status)
+    pb_push(s, d, n, fi.queue, fi.pkt_info, fi.hash, fi.status)
     fence()                             # pairs with the lock-free RDT write
     drain(s)
     return 0
 
 
+cdef void admit(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi) noexcept nogil:
+    """What this configuration does with the frame: the MAC's length checks, the L2 filter
+    (7.1.1), RSS (7.1.2.8) and the descriptor fields; cached in fi until a register write
+    changes the configuration (s.cfg_gen)."""
+    cdef uint32_t wire_len = n + r.FCS_LEN, maxlen, i
+    cdef uint32_t hlreg0 = s.regs[r.HLREG0 >> 2], fctrl = s.regs[r.FCTRL >> 2]
+    cdef uint64_t dst
+    fi.cfg_gen = s.cfg_gen
+    fi.verdict = V_DELIVER
+    if not (s.regs[r.RXCTRL >> 2] & r.RXCTRL_RXEN) or \
+            s.regs[r.SECRXCTRL >> 2] & r.SECRXCTRL_RX_DIS:     # the security block holds RX
+        fi.verdict = V_RX_DISABLED
+        return
+    if wire_len < r.MIN_FRAME:
+        fi.verdict = V_RUNT
+        return
+    maxlen = (s.regs[r.MAXFRS >> 2] >> r.MAXFRS_MFS_SHIFT) if hlreg0 & r.HLREG0_JUMBOEN \
+        else r.MAX_FRAME
+    if n >= 14 and be16(d + 12) == 0x8100:
+        maxlen += 4                     # room for one VLAN tag
+    if wire_len > maxlen:
+        fi.verdict = V_LONG
+        return
+    # broadcast, multicast, exact unicast addresses or promiscuous
+    if fi.dst_class == 2:
+        if not (fctrl & r.FCTRL_BAM):
+            fi.verdict = V_FILTERED
+    elif fi.dst_class == 1:
+        if not (fctrl & r.FCTRL_MPE):
+            fi.verdict = V_FILTERED
+    elif not (fctrl & r.FCTRL_UPE):
+        fi.verdict = V_FILTERED
+        dst = <uint64_t>d[0] | <uint64_t>d[1] << 8 | <uint64_t>d[2] << 16 | \
+            <uint64_t>d[3] << 24 | <uint64_t>d[4] << 32 | <uint64_t>d[5] << 40
+        for i in range(s.nrar):
+            if s.rar[i] == dst:
+                fi.verdict = V_DELIVER
+                break
+    if fi.verdict != V_DELIVER:
+        return
+    fi.queue = classify(s, d, fi)
+    fi.pkt_info = fi.rss_type | fi.ptype
+    fi.status = r.RXDADV_STAT_DD | r.RXDADV_STAT_EOP
+    if fi.ptype & r.RXDADV_PKTTYPE_IPV4:
+        fi.status |= r.RXDADV_STAT_IPCS
+        if fi.ip_csum_bad:
+            fi.status |= r.RXDADV_ERR_IPE
+    fi.eicr = queue_eicr(s, fi.queue)
+
+
 cdef inline uint32_t classify(DeviceState s, const uint8_t* d, FrameInfo* fi) noexcept nogil:
-    """The receive queue RSS picks (RETA[hash & 0x7F]); fills the frame's hash and type,
-    cached in fi for the device's current RSS configuration."""
+    """The receive queue RSS picks (RETA[hash & 0x7F]); fills the frame's hash and type."""
     cdef uint32_t mrqc = s.regs[r.MRQC >> 2], h = 0, i, ln
     cdef uint8_t buf[36]
     cdef uint8_t t
+    fi.hash = 0
+    fi.rss_type = 0
     if (mrqc & r.MRQC_MRQE_MASK) != r.MRQC_RSSEN:
-        fi.hash = 0
-        fi.rss_type = 0
-        fi.hash_gen = 0
         return 0
-    if fi.hash_gen != s.rss_gen:
-        t = rss_input(d, fi, mrqc, buf, &ln)
-        if t != 0:
-            for i in range(ln):
-                h ^= s.toeplitz[i][buf[i]]
-        fi.hash = h
-        fi.rss_type = t
-        fi.hash_gen = s.rss_gen
-    return s.reta[fi.hash & 0x7F]
+    t = rss_input(d, fi, mrqc, buf, &ln)
+    if t != 0:
+        for i in range(ln):
+            h ^= s.toeplitz[i][buf[i]]
+    fi.hash = h
+    fi.rss_type = t
+    return s.reta[h & 0x7F]
+
+
+cdef inline uint32_t queue_eicr(DeviceState s, uint32_t qi) noexcept nogil:
+    # the EICR cause bit IVAR maps queue qi's receive interrupt to, or 0
+    cdef uint32_t ivar = (s.regs[(0x00900 >> 2) + qi // 2] >> (16 * (qi & 1))) & 0xFF
+    return (<uint32_t>1 << (ivar & 0xF)) if ivar & r.IVAR_ALLOC_VAL else 0
 
 
 cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32_t pkt_info,
-                uint32_t hash, uint32_t status) noexcept nogil:
+                uint32_t hash, uint32_t status, uint32_t eicr) noexcept nogil:
     """Write one frame into queue qi's ring: 0 done, 1 no descriptors (frame kept by
     the caller or dropped under DROP_EN, then 2), 2 dropped."""
     cdef RxQ* q = &s.rxq[qi]
-    cdef uint32_t avail = 0, need = 1, host_len, pos = 0, chunk, k, head, fcs = 0, ivar
-    cdef uint8_t* ring
-    cdef uint8_t* desc
+    cdef uint32_t avail = 0, need = 1, host_len, head, k
     cdef uint8_t* dst
-    cdef uint8_t fcsb[4]
     cdef bint strip = (s.regs[r.HLREG0 >> 2] & r.HLREG0_RXCRCSTRP) != 0
     host_len = n if strip else n + 4
     cdef uint32_t tail = ld32(&q.tail)
     if q.enabled and tail < q.ndesc:    # a tail beyond the ring stalls the queue
         avail = tail - q.head if tail >= q.head else tail + q.ndesc - q.head
-        need = (host_len + q.bufsize - 1) // q.bufsize
+        if host_len > q.bufsize:
+            need = (host_len + q.bufsize - 1) // q.bufsize
     if avail < need:
         if q.drop_en:
             s.stat[C_QPRDC + q.stat] += 1
@@ -148,47 +185,85 @@ cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32
         if q.ring == NULL:
             s.diag[D_RX_RING_FAULT] += 1
             return 2
-    ring = q.ring
-    if not strip:
+    if need == 1 and strip and not q.legacy:    # the common case, in a few instructions
+        head = q.head
+        dst = buffer(s, q, head, n)
+        if dst != NULL:
+            memcpy(dst, d, n)
+        write_back(q, head, pkt_info, hash, status, n)
+        head = head + 1 if head + 1 < q.ndesc else 0
+    else:
+        head = dma_chain(s, q, d, n, host_len, need, pkt_info, hash, status)
+    st32(&q.head, head)
+    # A pool of R chunks cycles R·M buffers through the ring, so the next buffers are cold:
+    # fetch one a few descriptors ahead, or every frame's copy waits for its cache line (a
+    # DMA engine's writes cost the host nothing; the model's should cost it little). A stale
+    # or not yet armed descriptor only wastes the prefetch.
+    k = head + PREFETCH if head + PREFETCH < q.ndesc else head + PREFETCH - q.ndesc
+    dst = cached(&q.bufmap, ld64(q.ring + k * r.DESC_SIZE), 64)
+    if dst != NULL:
+        prefetch_w(dst)
+    s.stat[C_QPRC + q.stat] += 1
+    s.stat[C_QBRC + q.stat] += host_len
+    s.stat[C_RXDGPC] += 1
+    s.regs[r.EICR >> 2] |= eicr
+    return 0
+
+
+cdef inline uint8_t* buffer(DeviceState s, RxQ* q, uint32_t i, uint32_t size) noexcept nogil:
+    # the host memory of descriptor i's packet buffer, or NULL (a fault, counted)
+    cdef uint64_t iova = ld64(q.ring + i * r.DESC_SIZE)
+    cdef uint8_t* dst = cached(&q.bufmap, iova, size)
+    if dst == NULL:
+        dst = s.iommu.lookup(iova, size, 1, &q.bufmap)
+        if dst == NULL:
+            s.diag[D_RX_BUF_FAULT] += 1
+    return dst
+
+
+cdef inline void write_back(RxQ* q, uint32_t i, uint32_t pkt_info, uint32_t hash,
+                            uint32_t status, uint32_t length) noexcept nogil:
+    # descriptor i done: the write-back format (7.1.6), DD last
+    cdef uint8_t* desc = q.ring + i * r.DESC_SIZE
+    if q.legacy:
+        st64(desc + 8, <uint64_t>length |
+             (<uint64_t>(r.RXD_STAT_DD | (r.RXD_STAT_EOP if status & r.RXDADV_STAT_EOP else 0))
+              << 32))
+    else:
+        (<uint32_t*>desc)[0] = pkt_info
+        (<uint32_t*>desc)[1] = hash
+        st64(desc + 8, <uint64_t>status | (<uint64_t>length << 32))
+
+
+cdef uint32_t dma_chain(DeviceState s, RxQ* q, const uint8_t* d, uint32_t n, uint32_t host_len,
+                        uint32_t need, uint32_t pkt_info, uint32_t hash,
+                        uint32_t status) noexcept nogil:
+    """A frame over ``need`` descriptors, or with its FCS kept, or legacy descriptors;
+    returns the new head."""
+    cdef uint32_t pos = 0, chunk, k, head = q.head, fcs
+    cdef uint8_t* dst
+    cdef uint8_t fcsb[4]
+    if host_len > n:
         fcs = ethernet_fcs(d, n)
         fcsb[0] = fcs & 0xFF
         fcsb[1] = (fcs >> 8) & 0xFF
         fcsb[2] = (fcs >> 16) & 0xFF
         fcsb[3] = fcs >> 24
-    head = q.head
     for k in range(need):
-        desc = ring + head * r.DESC_SIZE
         chunk = host_len - pos if host_len - pos < q.bufsize else q.bufsize
-        dst = s.iommu.lookup(ld64(desc), chunk, 1, &q.bufmap)
-        if dst == NULL:
-            s.diag[D_RX_BUF_FAULT] += 1
-        elif pos + chunk <= n:
+        dst = buffer(s, q, head, chunk)
+        if dst != NULL and pos + chunk <= n:
             memcpy(dst, d + pos, chunk)
-        else:
+        elif dst != NULL:               # this buffer holds (part of) the FCS
             if pos < n:
                 memcpy(dst, d + pos, n - pos)
             memcpy(dst + (n - pos if pos < n else 0),
                    fcsb + (pos - n if pos > n else 0), chunk - (n - pos if pos < n else 0))
-        if q.legacy:
-            st64(desc + 8, <uint64_t>chunk |
-                            (<uint64_t>(r.RXD_STAT_DD |
-                                        (r.RXD_STAT_EOP if k == need - 1 else 0)) << 32))
-        else:
-            (<uint32_t*>desc)[0] = pkt_info
-            (<uint32_t*>desc)[1] = hash
-            st64(desc + 8, <uint64_t>(
-                status if k == need - 1 else status & ~<uint32_t>r.RXDADV_STAT_EOP) |
-                (<uint64_t>chunk << 32))
+        write_back(q, head, pkt_info, hash,
+                   status if k == need - 1 else status & ~<uint32_t>r.RXDADV_STAT_EOP, chunk)
         head = head + 1 if head + 1 < q.ndesc else 0
         pos += chunk
-    st32(&q.head, head)
-    s.stat[C_QPRC + q.stat] += 1
-    s.stat[C_QBRC + q.stat] += host_len
-    s.stat[C_RXDGPC] += 1
-    ivar = (s.regs[(0x00900 >> 2) + qi // 2] >> (16 * (qi & 1))) & 0xFF
-    if ivar & r.IVAR_ALLOC_VAL:
-        s.regs[r.EICR >> 2] |= 1 << (ivar & 0xF)
-    return 0
+    return head
 
 
 cdef void pb_push(DeviceState s, const uint8_t* d, uint32_t n, uint32_t q, uint32_t pkt_info,
@@ -224,7 +299,8 @@ cdef void drain(DeviceState s) noexcept nogil:
             memcpy(s.txbuf, s.pb + e.off, PB_MAX - e.off)
             memcpy(s.txbuf + (PB_MAX - e.off), s.pb, e.len - (PB_MAX - e.off))
             src = s.txbuf
-        res = dma_rx(s, e.queue, src, e.len, e.pkt_info, e.hash, e.status)
+        res = dma_rx(s, e.queue, src, e.len, e.pkt_info, e.hash, e.status,
+                     queue_eicr(s, e.queue))
         if res == 1:
             return
         s.pb_head = (s.pb_head + 1) % s.pb_cap_entries

@@ -21,7 +21,14 @@ from wirecap.sim._state cimport (DeviceState, RxQ, NWORDS, NVM_WORDS, UNKNOWN_LO
                                  load32, store32, now_ns)
 from wirecap.sim._transmit cimport transmit, enable_tx
 
-cdef uint32_t _rss_generation = 0       # unique across devices: FrameInfo caches are keyed on it
+cdef uint32_t _generation = 0   # unique across devices: FrameInfo caches are keyed on it
+
+
+cdef inline void configured(DeviceState s) noexcept nogil:
+    # the configuration changed: every cached admission (FrameInfo) is stale
+    global _generation
+    _generation += 1
+    s.cfg_gen = _generation
 
 
 # ------------------------------------------------------------------ the table
@@ -116,9 +123,7 @@ cdef void reset(DeviceState s, int64_t now) noexcept nogil:
     s.regs[r.EEC >> 2] &= ~<uint32_t>(r.EEC_PRES | r.EEC_ARD)
     s.regs[0x0A200 >> 2] = 0x50435702
     s.regs[0x0A204 >> 2] = r.RAH_AV | (<uint32_t>s.index & 0xFF)
-    global _rss_generation
-    _rss_generation += 1
-    s.rss_gen = _rss_generation
+    configured(s)
     rebuild_toeplitz(s)
     s.reset_done_ns = now + s.reset_delay_ns
     link_down(s, now + s.reset_delay_ns + s.link_delay_ns)
@@ -317,8 +322,8 @@ cdef uint32_t read_word(DeviceState s, uint32_t w, int64_t now) noexcept nogil:
 cdef void write_word(DeviceState s, uint32_t w, uint32_t val, int64_t now) noexcept nogil:
     cdef uint8_t h = s.handler[w]
     cdef uint32_t q = s.qidx[w], c = s.canon[w], k
-    global _rss_generation
     link_event(s, now)
+    configured(s)
     if h == H_RO or h == H_STATUS or h == H_LINKS or h == H_ANLP1 or h == H_STAT32 or \
             h == H_STATLO or h == H_STATHI or h == H_WO or h == H_RC or h == H_RC64L or \
             h == H_RC64H:
@@ -376,15 +381,11 @@ cdef void write_word(DeviceState s, uint32_t w, uint32_t val, int64_t now) noexc
         s.regs[c] = val
         if h == H_RSSRK:
             rebuild_toeplitz(s)
-        _rss_generation += 1
-        s.rss_gen = _rss_generation
         return
     if h == H_RETA:
         s.regs[c] = val
         for k in range(4):
             s.reta[4 * q + k] = (val >> (8 * k)) & 0xF
-        _rss_generation += 1
-        s.rss_gen = _rss_generation
         return
     if h == H_RQSMR or h == H_TQSM:
         s.regs[c] = val

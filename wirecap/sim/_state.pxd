@@ -96,7 +96,7 @@ cdef class DeviceState:
     cdef uint64_t pb_tail           # storage: where the next frame's bytes go
     cdef uint64_t pb_bytes          # accounting against RXPBSIZE: frames with FCS
     # RSS
-    cdef uint32_t rss_gen
+    cdef uint32_t cfg_gen           # changes with every configuration write (FrameInfo caches)
     cdef uint32_t toeplitz[36][256]
     cdef uint8_t reta[128]
     # reset and link timing
@@ -122,7 +122,7 @@ cdef class DeviceState:
     cdef int64_t next_due           # when the next frame is due; NOTHING_DUE if none
     cdef pthread_mutex_t clock_lock
     cdef uint32_t sync_pending      # a sync found the lock taken: the holder delivers for it
-    cdef uint64_t catchup_ns, catchup_cpu_ns, catchup_frames, catchups
+    cdef uint64_t catchup_ns, catchup_frames, catchups
 
 # Atomic accesses for what the driver's threads read or write without the model lock.
 from wirecap.includes.atomics cimport (st64 as store64_release, ld64 as load64, ld32 as load32,

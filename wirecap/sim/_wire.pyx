@@ -99,10 +99,10 @@ cdef class Wire(Arrivals):
     cdef FrameInfo* infos
     cdef uint32_t* sched
     cdef uint32_t nsched, ntempl
+    cdef uint32_t si                    # sched[si] is the template of frame ``sent``
     cdef int stamp
     cdef double interval_ns, line_ns
     cdef uint64_t burst
-    cdef uint8_t* scratch
     # a pcap: the open file, its timing
     cdef PcapFile pcap
     cdef FrameInfo pcap_fi
@@ -119,6 +119,7 @@ cdef class Wire(Arrivals):
     cdef public bint concurrent         # play()'s default: a wire thread instead of the clock
     cdef readonly uint64_t sent
     cdef readonly int64_t started_ns, finished_ns, max_lag_ns
+    cdef int64_t last_ns                # when the last frame sent arrived, ns after the first
     cdef object _keep, _thread
 
     def __cinit__(self, Device device, bint concurrent=False):
@@ -130,9 +131,9 @@ cdef class Wire(Arrivals):
 
     cdef void _free(self):
         free(self.blob); free(self.offs); free(self.lens); free(self.infos)
-        free(self.sched); free(self.scratch)
+        free(self.sched)
         self.blob = NULL; self.offs = NULL; self.lens = NULL; self.infos = NULL
-        self.sched = NULL; self.scratch = NULL
+        self.sched = NULL
 
     # -------------------------------------------------------------- loading a source
     def _load(self, source):
@@ -164,7 +165,7 @@ cdef class Wire(Arrivals):
         self.count = source.count
         self.sent = 0
         self.max_lag_ns = 0
-        self.started_ns = self.finished_ns = 0
+        self.started_ns = self.finished_ns = self.last_ns = 0
         self._keep = source
         with nogil:
             self._first()
@@ -184,9 +185,7 @@ cdef class Wire(Arrivals):
         self.lens = <uint32_t*>malloc(4 * self.ntempl)
         self.infos = <FrameInfo*>calloc(self.ntempl, sizeof(FrameInfo))
         self.sched = <uint32_t*>malloc(4 * self.nsched)
-        self.scratch = <uint8_t*>malloc(max(len(t) for t in templates))
-        if not (self.blob and self.offs and self.lens and self.infos and self.sched and
-                self.scratch):
+        if not (self.blob and self.offs and self.lens and self.infos and self.sched):
             raise MemoryError("wire templates")
         cdef uint64_t off = 0, i
         cdef const uint8_t[::1] view
@@ -213,6 +212,7 @@ cdef class Wire(Arrivals):
     cdef void _first(self) noexcept nogil:
         """Position on frame 0."""
         self.next_ns = 0
+        self.si = 0
         if self.pcap is not None:
             pcap_rewind(&self.pcap.stream)
             self._read_record()
@@ -237,6 +237,7 @@ cdef class Wire(Arrivals):
         if self.sent >= self.count:
             return
         if self.pcap is None:
+            self.si = self.si + 1 if self.si + 1 < self.nsched else 0
             self.next_ns = self._due(self.sent)
             return
         if not self._read_record():
@@ -271,21 +272,22 @@ cdef class Wire(Arrivals):
         while n < limit and self.sent < self.count and self.t0 + self.next_ns <= upto:
             i = self.sent
             if self.pcap is None:
-                t = self.sched[i % self.nsched]
+                t = self.sched[self.si]
                 src = self.blob + self.offs[t]
                 ln = self.lens[t]
                 fi = &self.infos[t]
-                if self.stamp >= 0:
-                    memcpy(self.scratch, src, ln)
-                    memcpy(self.scratch + self.stamp, &i, 8)    # little-endian sequence number
-                    src = self.scratch
+                if self.stamp >= 0:     # the template carries this frame's sequence number
+                    memcpy(self.blob + self.offs[t] + self.stamp, &i, 8)    # little-endian
             else:
                 src, ln, fi = self.pcap.stream.data, self.pcap.stream.len, &self.pcap_fi
             at = self.t0 + self.next_ns
-            rx_frame(self.dev, src, ln, fi, at if at < now else now)
+            if at > now:                # send(): ahead of its schedule, so it arrives now
+                at = now
+            self.last_ns = at - self.t0
+            rx_frame(self.dev, src, ln, fi, at)
             self._advance()
             n += 1
-            if n % BATCH == 0:          # let other ports' register accesses in
+            if n & (BATCH - 1) == 0:          # let other ports' register accesses in
                 model_unlock()
                 model_lock()
         model_unlock()
@@ -403,10 +405,13 @@ cdef class Wire(Arrivals):
         return self._due(i)
 
     def stats(self):
-        """sent frames, elapsed seconds, achieved rate, the worst lag behind schedule, and
-        for a pcap the gaps cut to max_gap."""
+        """sent frames, elapsed seconds (wall clock, from play() to the last frame sent), the
+        rate the port saw them arrive at (from their arrival times: on the driver's clock the
+        schedule's, however late the driver caught up), the worst lag behind schedule, and for
+        a pcap the gaps cut to max_gap."""
         end = self.finished_ns if self.finished_ns else mono_ns()
         elapsed = max(end - self.started_ns, 1) / 1e9 if self.started_ns else 0.0
-        return {"sent": self.sent, "elapsed_s": elapsed,
-                "rate_pps": self.sent / elapsed if elapsed else 0.0,
+        rate = (self.sent - 1) / (self.last_ns / 1e9) if self.sent > 1 and self.last_ns > 0 \
+            else (self.sent / elapsed if elapsed else 0.0)
+        return {"sent": self.sent, "elapsed_s": elapsed, "rate_pps": rate,
                 "max_lag_ns": self.max_lag_ns, "gaps_shortened": self.gaps_shortened}
