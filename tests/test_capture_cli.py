@@ -2,6 +2,7 @@
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import struct
@@ -327,6 +328,17 @@ def test_plain_lines_without_tcpdump(tmp_path):
     assert "02:57:43:00:00:aa > 02:57:43:00:00:00, ethertype 0x0806, length 42" in lines[1]
 
 
+def test_long_pauses_of_a_traffic_file_are_cut_and_the_summary_says_so(tmp_path):
+    frame = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x00" + bytes(50)
+    src = write(tmp_path / "gap.pcap", [frame] * 3, gap_ns=3600 * 10**9)    # an hour apart
+    r = wirecap("capture", "--traffic", str(src))
+    assert r.returncode == 0 and "3 packets captured" in r.stderr.decode()
+    assert "2 pauses of the --traffic file longer than 1 s were played as 1 s" in \
+        r.stderr.decode()
+    s = json.loads(wirecap("capture", "--traffic", str(src), "--json").stdout)
+    assert (s["wire_sent"], s["wire_gaps_shortened"], s["wire_max_gap_s"]) == (3, 2, 1.0)
+
+
 def test_count_stops_the_capture(source):
     src, _ = source
     r = wirecap("capture", "--traffic", str(src), "-c", "5", "-n")
@@ -385,6 +397,8 @@ def test_snaplen_zero_means_whole_packets(source, tmp_path):
     (["-r", "/nonexistent.pcap"], "No such file"),
     (["-r", "x.pcap", "-i", "sim:0"], "-r reads a file: -i"),
     (["-Q", "in"], "-Q in: the 82599"),
+    (["-i", "sim:0", "-i", "sim:0"], "-i sim:0: the same device as -i sim:0; name each"),
+    (["-i", "lo", "-i", "afpacket:lo"], "-i afpacket:lo: the same device as -i lo"),
     (["-w", "/proc/version", "--traffic", "count=1"], "-w /proc/version"),
     (["--format", "pcapng", "-w", "/nonexistent-dir/x.pcap", "--traffic", "count=1"],
      "No such file"),
@@ -424,10 +438,20 @@ def test_sigint_ends_a_capture_started_in_the_background(tmp_path):
 
 
 def _wait_published(run, pid, timeout=60):
+    """Until the capture has published stats that show packets delivered (a signal sent
+    before the first delivery would leave nothing to check)."""
     end = time.monotonic() + timeout
-    while not (run / f"capture-{pid}.json").exists():
-        assert time.monotonic() < end, "the capture never published its stats"
+    while not _delivered(run / f"capture-{pid}.json"):
+        assert time.monotonic() < end, "the capture never published stats with packets"
         time.sleep(0.05)
+
+
+def _delivered(path):
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return False
+    return any(int(n) > 0 for n in re.findall(r'"packets": (\d+)', text))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="-Z changes the user: needs root")

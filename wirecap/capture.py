@@ -218,6 +218,12 @@ def check(args):
             raise WirecapError(f"-r reads a file: {', '.join(live)} applies to live captures; "
                                f"drop it")
     devices = args.device or ["sim:0"]
+    named = {}
+    for d in devices:
+        if parse_device(d) in named:
+            raise WirecapError(f"-i {d}: the same device as -i {named[parse_device(d)]}; name "
+                               f"each device once")
+        named[parse_device(d)] = d
     args.linktype = _linktype(args, devices)
     if args.traffic and any(parse_device(d)[0] != "sim" for d in devices):
         raise WirecapError("--traffic plays frames on the model's wire: it needs sim:N devices "
@@ -533,7 +539,11 @@ def _live(args, eng, handles, source, sink):
         sys.stderr.write("\r\033[K")
     summary = _summary(args, eng, snap, run, elapsed)
     if wires:
-        summary["wire_sent"] = sum(w.stats()["sent"] for w in wires)
+        played = [w.stats() for w in wires]
+        summary["wire_sent"] = sum(p["sent"] for p in played)
+        if getattr(source, "max_gap", None) is not None:   # a pcap: its long pauses are cut
+            summary["wire_max_gap_s"] = source.max_gap
+            summary["wire_gaps_shortened"] = sum(p["gaps_shortened"] for p in played)
     sink.close(summary)
     _report(args, summary)
     return 0
@@ -608,6 +618,10 @@ def _report(args, summary):
     if summary["discarded_at_stop"]:
         print(f"  {summary['discarded_at_stop']} captured but not read before the stop",
               file=err)
+    if summary.get("wire_gaps_shortened"):
+        n, gap = summary["wire_gaps_shortened"], summary["wire_max_gap_s"]
+        print(f"  {n} pause{'s' if n > 1 else ''} of the --traffic file longer than {gap:g} s "
+              f"{'were' if n > 1 else 'was'} played as {gap:g} s", file=err)
 
 
 def _rate(pps):
