@@ -34,7 +34,7 @@ EXTENSIONS = [
     Extension("wirecap._pmd", ["wirecap/_pmd.pyx"]),
     Extension("wirecap._bpf", ["wirecap/_bpf.pyx"], libraries=["pcap"]),
     Extension("wirecap._engine", ["wirecap/_engine.pyx"]),
-    Extension("wirecap._pcap", ["wirecap/_pcap.pyx"]),
+    Extension("wirecap._pcap", ["wirecap/_pcap.pyx"], libraries=["pcap"]),
     Extension("wirecap.afpacket._ring", ["wirecap/afpacket/_ring.pyx"]),
     Extension("wirecap.bench._handler", ["wirecap/bench/_handler.pyx"]),
 ]

@@ -2,6 +2,7 @@
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import struct
@@ -246,6 +247,56 @@ def test_filter_agrees_with_tcpdump(source, tmp_path, expr, how):
         assert records(out) == [d for _, d, _ in read_pcap_bytes(want, tmp_path)] != []
 
 
+def write_pcapng(path, frames, gap_ns=50_000):
+    from wirecap.dump import PcapngWriter
+    with PcapngWriter(str(path), interface_name="eth9") as w:
+        for i, f in enumerate(frames):
+            w.write(T0 + i * gap_ns + i % 1000, f)
+    return path
+
+
+@needs_tcpdump
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+@pytest.mark.parametrize("expr", [[], ["udp"], ["not ip"]])
+def test_r_reads_pcap_and_pcapng_as_tcpdump(tmp_path, fmt, expr):
+    frames = zoo() * 5
+    src = write(tmp_path / "zoo.pcap", frames) if fmt == "pcap" else \
+        write_pcapng(tmp_path / "zoo.pcapng", frames)
+    mine = wirecap("capture", "-r", str(src), "-nn", "-tt", *expr)
+    assert mine.returncode == 0, mine.stderr.decode()
+    theirs = tcpdump("-r", str(src), "-nn", "-tt", *expr)
+    assert mine.stdout == theirs and theirs.count(b"\n") >= 5
+    out = tmp_path / "out.pcap"         # written: the records tcpdump writes from it
+    assert wirecap("capture", "-r", str(src), "-w", str(out), *expr).returncode == 0
+    assert out.read_bytes() == tcpdump("-r", str(src), "-w", "-", *expr)
+
+
+def _max_rss_kib(argv, env):
+    """The peak resident memory of ``argv``'s process, as the kernel counted it."""
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    assert p.returncode == 0, p.stderr.read().decode()
+    return usage.ru_maxrss
+
+
+def test_r_streams_a_large_file_in_bounded_memory(tmp_path):
+    frame = ETH + b"\x08\x00" + _ipv4(17, struct.pack(">HHHH", 1, 2, 1408, 0) + bytes(1400))
+    small, big = tmp_path / "small.pcap", tmp_path / "big.pcap"
+    write(small, [frame] * 100)
+    with PcapWriter(str(big), nanosecond=True) as w:      # 250 MB: more than any slack
+        for i in range(170_000):
+            w.write(T0 + i * 1000, frame)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    rss = {}
+    for name, f in (("small", small), ("big", big)):
+        rss[name] = _max_rss_kib([sys.executable, "-m", "wirecap.cli", "capture", "-r", str(f),
+                                  "-w", str(tmp_path / f"{name}-out.pcap"), "udp"], env)
+    assert len(read_pcap(str(tmp_path / "big-out.pcap"))[1]) == 170_000
+    # reading the file whole would add its 250 MB (twice: the file and its records)
+    assert rss["big"] - rss["small"] < 64 * 1024, rss
+
+
 def read_pcap_bytes(data, tmp_path):
     p = tmp_path / "want.pcap"
     p.write_bytes(data)
@@ -275,6 +326,17 @@ def test_plain_lines_without_tcpdump(tmp_path):
     lines = r.stdout.decode().splitlines()
     assert len(lines) == len(zoo())
     assert "02:57:43:00:00:aa > 02:57:43:00:00:00, ethertype 0x0806, length 42" in lines[1]
+
+
+def test_long_pauses_of_a_traffic_file_are_cut_and_the_summary_says_so(tmp_path):
+    frame = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x00" + bytes(50)
+    src = write(tmp_path / "gap.pcap", [frame] * 3, gap_ns=3600 * 10**9)    # an hour apart
+    r = wirecap("capture", "--traffic", str(src))
+    assert r.returncode == 0 and "3 packets captured" in r.stderr.decode()
+    assert "2 pauses of the --traffic file longer than 1 s were played as 1 s" in \
+        r.stderr.decode()
+    s = json.loads(wirecap("capture", "--traffic", str(src), "--json").stdout)
+    assert (s["wire_sent"], s["wire_gaps_shortened"], s["wire_max_gap_s"]) == (3, 2, 1.0)
 
 
 def test_count_stops_the_capture(source):
@@ -335,6 +397,8 @@ def test_snaplen_zero_means_whole_packets(source, tmp_path):
     (["-r", "/nonexistent.pcap"], "No such file"),
     (["-r", "x.pcap", "-i", "sim:0"], "-r reads a file: -i"),
     (["-Q", "in"], "-Q in: the 82599"),
+    (["-i", "sim:0", "-i", "sim:0"], "-i sim:0: the same device as -i sim:0; name each"),
+    (["-i", "lo", "-i", "afpacket:lo"], "-i afpacket:lo: the same device as -i lo"),
     (["-w", "/proc/version", "--traffic", "count=1"], "-w /proc/version"),
     (["--format", "pcapng", "-w", "/nonexistent-dir/x.pcap", "--traffic", "count=1"],
      "No such file"),
@@ -374,10 +438,20 @@ def test_sigint_ends_a_capture_started_in_the_background(tmp_path):
 
 
 def _wait_published(run, pid, timeout=60):
+    """Until the capture has published stats that show packets delivered (a signal sent
+    before the first delivery would leave nothing to check)."""
     end = time.monotonic() + timeout
-    while not (run / f"capture-{pid}.json").exists():
-        assert time.monotonic() < end, "the capture never published its stats"
+    while not _delivered(run / f"capture-{pid}.json"):
+        assert time.monotonic() < end, "the capture never published stats with packets"
         time.sleep(0.05)
+
+
+def _delivered(path):
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return False
+    return any(int(n) > 0 for n in re.findall(r'"packets": (\d+)', text))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="-Z changes the user: needs root")
@@ -562,12 +636,12 @@ def test_afpacket_w_keeps_every_frame_and_its_wire_length(net, tmp_path):
     assert got == sorted((f[:50], len(f)) for f in frames)
 
 
-@pytest.mark.parametrize("direction", ["in", "inout"])
+@pytest.mark.parametrize("direction", ["in", "out", "inout"])
 def test_Q_chooses_the_direction_on_afpacket(net, tmp_path, direction):
     import socket
     inbound = [net.mac + f[6:] for f in zoo()[:1]] * 20             # ICMP from the peer
     outbound = [bytes(6) + net.mac + f[12:] for f in zoo()[6:7]] * 30     # TCP we send
-    want = {"in": inbound, "inout": inbound + outbound}[direction]
+    want = {"in": inbound, "out": outbound, "inout": inbound + outbound}[direction]
     out = tmp_path / "q.pcap"
     env = dict(os.environ, PYTHONPATH=ROOT, WIRECAP_RUN_DIR=str(tmp_path / "run"))
     p = subprocess.Popen([sys.executable, "-m", "wirecap.cli", "capture", "-i",
@@ -590,9 +664,83 @@ def test_Q_chooses_the_direction_on_afpacket(net, tmp_path, direction):
     assert sorted(records(out)) == sorted(want)
 
 
-def test_Q_out_is_refused_in_one_line(net):
-    r = wirecap("capture", "-i", f"afpacket:{net.capture}", "-Q", "out", "-c", "1")
-    assert r.returncode == 2 and "PCAP_D_OUT" in r.stderr.decode(), r.stderr.decode()
+def test_Q_out_is_refused_on_the_model_in_one_line():
+    r = wirecap("capture", "-i", "sim:0", "-Q", "out", "-c", "1")
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "only receives" in err and err.count("\n") == 1, err
+
+
+def _in_netns(net, argv):
+    return ["ip", "netns", "exec", net.ns, *argv]
+
+
+@needs_tcpdump
+@pytest.mark.parametrize("y", [[], ["-y", "LINUX_SLL"]])
+def test_any_records_equal_tcpdumps_on_the_same_traffic(net, tmp_path, y):
+    # both capture on every interface of the sender's namespace, where nothing else talks:
+    # what tcpreplay sends there goes out, what the other end sends comes in
+    import socket
+    frames = [net.mac + f[6:] for f in zoo() if f[12:14] != b"\x81\x00"] * 3
+    back = [bytes(6) + net.mac + f[12:] for f in frames]
+    n = str(len(frames) + len(back))
+    env = dict(os.environ, PYTHONPATH=ROOT, WIRECAP_RUN_DIR=str(tmp_path / "run"))
+    ours_file, theirs_file = tmp_path / "ours.pcap", tmp_path / "theirs.pcap"
+    ours = subprocess.Popen(_in_netns(net, [sys.executable, "-m", "wirecap.cli", "capture",
+                                            "-i", "any", "-c", n, *y, "-w", str(ours_file)]),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    theirs = subprocess.Popen(_in_netns(net, [TCPDUMP, "-i", "any", "-c", n, *y, "-w",
+                                              str(theirs_file)]),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _until_listening(ours)
+        _until_listening(theirs)
+        assert net.replay(write(tmp_path / "sent.pcap", frames)) == len(frames)
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+            s.bind((net.capture, 0))
+            for f in back:
+                s.send(f)
+        _, err = ours.communicate(timeout=60)
+        theirs.communicate(timeout=60)
+    finally:
+        for p in (ours, theirs):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert ours.returncode == 0, err.decode()
+    mine, want = read_pcap(str(ours_file)), read_pcap(str(theirs_file))
+    assert mine[0] == want[0] == (113 if y else 276)
+    assert [r[1:] for r in mine[1]] == [r[1:] for r in want[1]]    # bytes and wire lengths
+    lines = tcpdump("-r", str(ours_file), "-n", "-e", "-t")
+    assert lines == tcpdump("-r", str(theirs_file), "-n", "-e", "-t")
+    directions = [next(w for w in ln.split()[:2] if w in ("In", "Out", "P", "B", "M"))
+                  for ln in lines.decode().splitlines()]   # LINUX_SLL2 names the interface first
+    # our frames back are for no one's MAC: "P", the kernel's PACKET_OTHERHOST
+    assert sorted(directions) == sorted(["Out"] * len(frames) + ["P"] * len(back))
+
+
+@needs_tcpdump
+@pytest.mark.parametrize("device", ["any", "lo"])
+def test_L_lists_link_types_as_tcpdump(device):
+    r = wirecap("capture", "-L", "-i", device)
+    want = subprocess.run([TCPDUMP, "-L", "-i", device], capture_output=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == want.stderr and r.stdout == b"", r.stderr
+
+
+def test_L_on_the_model_is_ethernet():
+    r = wirecap("capture", "-L", "-i", "sim:0")
+    assert r.returncode == 0 and r.stderr.decode().splitlines() == [
+        "Data link types for sim:0 (use option -y to set):", "  EN10MB (Ethernet)"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-y", "LINUX_SLL", "-i", "sim:0"], "sim:0 does not hand it out; it takes EN10MB"),
+    (["-y", "NOSUCHTYPE"], "not a link type libpcap knows"),
+    (["-i", "any", "-i", "sim:0"], "different link types"),
+])
+def test_y_refuses_what_the_devices_do_not_hand_out(args, message):
+    r = wirecap("capture", *args, "-c", "1")
+    err = r.stderr.decode()
+    assert r.returncode == 2 and message in err and err.count("\n") == 1, err
 
 
 def test_D_lists_interfaces_and_the_model():

@@ -1,6 +1,7 @@
 """The libpcap-compatible handle, as pcapy/pypcap users call it."""
 import hashlib
 import json
+import os
 import select
 import struct
 import subprocess
@@ -369,3 +370,79 @@ def test_a_pcapy_ng_script_runs_with_only_its_import_changed(tmp_path):
     assert ours["offline"] == [[len(f), hashlib.sha1(f).hexdigest(), f[34:36] == b"\x04\x06"]
                                for f in want]
     assert ours["net"] == ["0.0.0.0", "0.0.0.0"] and ours["datalink"] == pcap.DLT_EN10MB
+
+
+def test_open_offline_reads_pcapng_as_it_reads_pcap(tmp_path):
+    from wirecap.dump import PcapngWriter
+    frames = [udp_frame(i, 5001 if i % 3 else 7000) for i in range(30)]
+    write_trace(tmp_path / "t.pcap", frames)
+    with PcapngWriter(str(tmp_path / "t.pcapng"), interface_name="eth9") as w:
+        for i, f in enumerate(frames):
+            w.write(1_700_000_000_123_456_000 + i * 1000, f)
+    got = {}
+    for name in ("t.pcap", "t.pcapng"):
+        with pcap.open_offline(str(tmp_path / name)) as r:
+            r.setfilter("udp dst port 5001")
+            got[name] = [(h.getts(), h.getlen(), d) for h, d in r]
+            assert r.datalink() == pcap.DLT_EN10MB and r.stats()[:3] == (30, 0, 0)
+    assert got["t.pcap"] == got["t.pcapng"] and len(got["t.pcap"]) == 20
+
+
+def _udp_to_loopback(ports):
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for port in ports:
+            s.sendto(b"wirecap", ("127.0.0.1", port))
+
+
+def _until_marker(h, marker_port):
+    """Ports of the UDP packets h hands out, up to the one to ``marker_port``."""
+    got = []
+    deadline = time.monotonic() + 30
+    while marker_port not in got:
+        assert time.monotonic() < deadline, got
+        h.dispatch(-1, lambda hdr, d: got.append(struct.unpack(">H", d[-13:-11])[0]))
+    return got
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="AF_PACKET sockets need root")
+
+
+@needs_root
+def test_any_hands_out_cooked_packets_and_loopback_once():
+    import socket
+    with pcap.open_live("any", 65535, True, 100) as h:
+        assert h.datalink() == pcap.DLT_LINUX_SLL2
+        assert h.list_datalinks() == [pcap.DLT_LINUX_SLL, pcap.DLT_LINUX_SLL2]
+        with pytest.raises(pcap.PcapError, match="not one it hands out"):
+            h.set_datalink(pcap.DLT_EN10MB)
+        h.setfilter("udp and portrange 54321-54322")    # compiled for the cooked headers
+        heads = []
+        h.set_datalink(pcap.DLT_LINUX_SLL)
+        h.setfilter("udp and portrange 54321-54322")
+        _udp_to_loopback([54321] * 3 + [54322])
+        h.loop(1, lambda hdr, d: heads.append(bytes(d[:16])))
+        # each datagram once: loopback's outgoing copy is skipped, as libpcap skips it
+        assert _until_marker(h, 54322) == [54321] * 2 + [54322]
+        pkttype, hatype, halen, _, proto = struct.unpack(">HHH8sH", heads[0])
+        assert (pkttype, hatype, halen, proto) == (0, 772, 6, 0x0800)  # HOST, ARPHRD_LOOPBACK
+        h.set_datalink(pcap.DLT_LINUX_SLL2)
+        got = []
+        _udp_to_loopback([54321, 54322])
+        while not got or struct.unpack(">H", got[-1][-13:-11])[0] != 54322:
+            h.dispatch(-1, lambda hdr, d: got.append(bytes(d)))
+        proto, _, ifindex = struct.unpack(">HHI", got[0][:8])
+        assert (proto, ifindex) == (0x0800, socket.if_nametoindex("lo"))
+
+
+@needs_root
+def test_setdirection_out_keeps_what_the_interface_sent():
+    with pcap.open_live("lo", 65535, True, 100) as h:
+        h.setfilter("udp and portrange 54323-54324")
+        h.setdirection(pcap.PCAP_D_OUT)
+        _udp_to_loopback([54323] * 3 + [54324])
+        # only the outgoing copies (lo also hands each back as received, PACKET_HOST)
+        assert _until_marker(h, 54324) == [54323] * 3 + [54324]
+        h.setdirection(pcap.PCAP_D_IN)
+        _udp_to_loopback([54323] * 2 + [54324])
+        assert _until_marker(h, 54324) == [54323] * 2 + [54324]

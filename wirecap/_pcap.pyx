@@ -6,6 +6,8 @@ slicing to bytes, the buffer protocol). The loop fills the same two objects agai
 packet unless the callback kept one (then it takes a new one from a free list), so a packet
 costs one Python call.
 """
+import os
+
 cimport cython
 from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -13,6 +15,10 @@ from cpython.ref cimport Py_REFCNT
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
+from posix.time cimport timeval
+
+from wirecap._bpf cimport Filter
+from wirecap.errors import WirecapError
 
 from wirecap._ring cimport Chunk, RxRing, packet_bytes
 from wirecap.includes.packet cimport packet_index
@@ -347,3 +353,154 @@ def merge_records(list blobs, list positions, uint64_t cutoff, int fmt,
     finally:
         free(src)
         free(heap)
+
+
+# ----------------------------------------------------------------------------- savefiles
+cdef extern from "<pcap/pcap.h>" nogil:
+    ctypedef struct pcap_t:
+        pass
+    struct pcap_pkthdr:
+        timeval ts                  # tv_usec holds ns: the file is opened at ns precision
+        uint32_t caplen
+        uint32_t len
+    int PCAP_ERRBUF_SIZE, PCAP_TSTAMP_PRECISION_NANO, PCAP_ERROR, PCAP_ERROR_BREAK
+    pcap_t* pcap_open_offline_with_tstamp_precision(const char* path, unsigned int precision,
+                                                   char* errbuf)
+    int pcap_next_ex(pcap_t* p, pcap_pkthdr** header, const uint8_t** data)
+    int pcap_datalink(pcap_t* p)
+    int pcap_snapshot(pcap_t* p)
+    char* pcap_geterr(pcap_t* p)
+    void pcap_close(pcap_t* p)
+    int pcap_datalink_name_to_val(const char* name)
+    const char* pcap_datalink_val_to_name(int linktype)
+    const char* pcap_datalink_val_to_description(int linktype)
+
+
+cdef enum:
+    MAX_CAPLEN = 262144     # libpcap refuses longer records in a file
+
+
+def datalink_name(int linktype):
+    """libpcap's name of a link type (DLT_*): "EN10MB", "LINUX_SLL2"...; its number if
+    libpcap has no name for it."""
+    cdef const char* s = pcap_datalink_val_to_name(linktype)
+    return str(linktype) if s == NULL else s.decode()
+
+
+def datalink_description(int linktype):
+    """libpcap's description of a link type: "Ethernet", "Linux cooked v2"...; None."""
+    cdef const char* s = pcap_datalink_val_to_description(linktype)
+    return None if s == NULL else s.decode()
+
+
+def datalink_value(name):
+    """The link type libpcap knows by ``name`` (any case, as tcpdump's -y takes it), or -1."""
+    return pcap_datalink_name_to_val(str(name).encode())
+
+
+cdef class Savefile:
+    """A capture file read by libpcap, pcap or pcapng (pcap_open_offline): records are read
+    as they are asked for, never the whole file at once, with ns time stamps."""
+    cdef pcap_t* p
+    cdef readonly object path
+    cdef readonly int linktype, snaplen
+    cdef readonly uint64_t seen         # records read, before the filter
+    cdef object _error                  # a read error met after records already handed out
+
+    def __cinit__(self, path):
+        cdef char errbuf[512]           # PCAP_ERRBUF_SIZE is 256
+        with open(path, "rb"):          # the OS's reasons first (no such file, a directory...)
+            pass
+        encoded = os.fsencode(path)
+        self.p = pcap_open_offline_with_tstamp_precision(encoded, PCAP_TSTAMP_PRECISION_NANO,
+                                                         errbuf)
+        if self.p == NULL:
+            raise WirecapError(f"{os.fsdecode(path)}: {errbuf.decode(errors='replace')} "
+                               f"(not a pcap or pcapng file libpcap reads)")
+        self.path = path
+        self.linktype, self.snaplen = pcap_datalink(self.p), pcap_snapshot(self.p)
+
+    def __dealloc__(self):
+        if self.p != NULL:
+            pcap_close(self.p)
+
+    cdef int _next(self, Filter f, pcap_pkthdr** h, const uint8_t** data) noexcept nogil:
+        """1 with the next record that passes ``f`` (None: every one), 0 at the end, -1 on
+        a read error (pcap_geterr says which)."""
+        cdef int rc
+        while True:
+            rc = pcap_next_ex(self.p, h, data)
+            if rc != 1:
+                return 0 if rc == -2 else -1
+            self.seen += 1
+            if f is None or f.match(data[0], h[0].len, h[0].caplen):
+                return 1
+
+    cdef _check(self, int rc, uint64_t got):
+        if rc == -1:
+            err = WirecapError(f"{os.fsdecode(self.path)}: "
+                               f"{pcap_geterr(self.p).decode(errors='replace')}")
+            if not got:
+                raise err
+            self._error = err           # raised at the next read: these records first
+
+    def _open(self):
+        if self.p == NULL:
+            raise WirecapError(f"{os.fsdecode(self.path)}: the file is closed")
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def next(self, Filter f=None):
+        """(timestamp_ns, bytes, wire length) of the next record that passes ``f``; None at
+        the end of the file."""
+        cdef pcap_pkthdr* h
+        cdef const uint8_t* data
+        cdef int rc
+        self._open()
+        with nogil:
+            rc = self._next(f, &h, &data)
+        self._check(rc, 0)
+        if rc != 1:
+            return None
+        return (<uint64_t>h.ts.tv_sec * 1000000000 + h.ts.tv_usec,
+                PyBytes_FromStringAndSize(<char*>data, h.caplen), h.len)
+
+    def records(self, Filter f=None, uint32_t snaplen=0xFFFFFFFF,
+                uint64_t max_records=0xFFFFFFFFFFFFFFFF, size_t max_bytes=1 << 20,
+                uint32_t interface=0):
+        """The next records that pass ``f`` as Enhanced Packet Blocks (ns), the input of
+        merge_records: at most ``max_records``, stopping once ``max_bytes`` are reached,
+        each cut to ``snaplen``. Returns (blocks, count, last timestamp); count 0 at the end."""
+        cdef pcap_pkthdr* h
+        cdef const uint8_t* data
+        cdef int rc = 0
+        cdef uint64_t n = 0, ts = 0
+        cdef size_t used = 0
+        cdef uint32_t caplen
+        self._open()
+        out = bytearray(max_bytes + record_size(PCAPNG, MAX_CAPLEN))
+        cdef uint8_t* w = <uint8_t*><char*>out
+        with nogil:
+            while n < max_records and used < max_bytes:
+                rc = self._next(f, &h, &data)
+                if rc != 1:
+                    break
+                caplen = min(min(h.caplen, snaplen), MAX_CAPLEN)
+                ts = <uint64_t>h.ts.tv_sec * 1000000000 + h.ts.tv_usec
+                used += put_record(w + used, PCAPNG, ts, caplen, h.len, data, interface)
+                n += 1
+        self._check(rc, n)
+        del out[used:]
+        return out, n, ts
+
+    def close(self):
+        if self.p != NULL:
+            pcap_close(self.p)
+            self.p = NULL
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

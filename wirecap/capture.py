@@ -15,13 +15,12 @@ import os
 import pwd
 import select
 import signal
-import struct
 import sys
 import time
 
 from . import _pcap, stats
 from .devices import parse as parse_device
-from .dump import MAX_SNAPLEN, read_pcap
+from .dump import MAX_SNAPLEN
 from .errors import WirecapError
 from .livestats import Publisher
 from .output import Printer, Savefile, parse_size
@@ -53,8 +52,13 @@ def add_commands(sub):
     t.add_argument("-B", dest="buffer_kib", type=int, metavar="KiB",
                    help="capture buffer per queue in KiB (sets the pool size R)")
     t.add_argument("-Q", dest="direction", choices=("in", "out", "inout"),
-                   help="AF_PACKET: received frames only (in) or both ways (inout, the default); "
-                        "out is refused: the rings do not record a frame's direction")
+                   help="AF_PACKET: received frames only (in), sent ones only (out) or both "
+                        "(inout, the default)")
+    t.add_argument("-y", dest="datalink", metavar="TYPE",
+                   help="the link type to capture in (-L lists them): EN10MB; on any "
+                        "LINUX_SLL2 (the default there) or LINUX_SLL")
+    t.add_argument("-L", dest="list_datalinks", action="store_true",
+                   help="list the link types of the -i devices, then exit")
     t.add_argument("-Z", dest="user", help="after opening devices, run as USER (root only)")
     t.add_argument("-C", dest="file_size", metavar="SIZE",
                    help="start a new file when one exceeds SIZE million bytes (or 100k, 10m, 1g)")
@@ -208,15 +212,63 @@ def check(args):
     if args.read is not None:
         live = [f for f, v in (("-i", args.device), ("--traffic", args.traffic),
                                ("-Q", args.direction), ("-B", args.buffer_kib),
+                               ("-y", args.datalink), ("-L", args.list_datalinks),
                                ("--chunks", args.chunks), ("--duration", args.duration)) if v]
         if live:
             raise WirecapError(f"-r reads a file: {', '.join(live)} applies to live captures; "
                                f"drop it")
     devices = args.device or ["sim:0"]
+    named = {}
+    for d in devices:
+        if parse_device(d) in named:
+            raise WirecapError(f"-i {d}: the same device as -i {named[parse_device(d)]}; name "
+                               f"each device once")
+        named[parse_device(d)] = d
+    args.linktype = _linktype(args, devices)
     if args.traffic and any(parse_device(d)[0] != "sim" for d in devices):
         raise WirecapError("--traffic plays frames on the model's wire: it needs sim:N devices "
                            "(real NICs get their traffic from the network)")
     return devices
+
+
+def _linktype(args, devices):
+    """The link type every device hands out: -y's, or each device's default (one file and
+    one printer take one link type)."""
+    from .pcap import datalinks, default_datalink
+    if args.datalink is None:
+        types = {default_datalink(d) for d in devices}
+        if len(types) > 1 and not args.read and not args.list_datalinks:
+            names = ", ".join(sorted(map(_pcap.datalink_name, types)))
+            raise WirecapError(f"-i {' -i '.join(devices)}: these devices hand out different "
+                               f"link types ({names}) and one capture writes one; capture "
+                               f"them in separate runs")
+        return types.pop()
+    value = _pcap.datalink_value(args.datalink)
+    if value < 0:
+        raise WirecapError(f"-y {args.datalink}: not a link type libpcap knows; `wirecap "
+                           f"capture -L -i DEVICE` lists a device's")
+    for d in devices:
+        if value not in datalinks(d):
+            names = ", ".join(map(_pcap.datalink_name, datalinks(d)))
+            raise WirecapError(f"-y {args.datalink}: {d} does not hand it out; it takes "
+                               f"{names} (-L lists them)")
+    return value
+
+
+def _link(linktype):
+    """tcpdump's words for a link type: "EN10MB (Ethernet)"."""
+    description = _pcap.datalink_description(linktype) or "unknown"
+    return f"{_pcap.datalink_name(linktype)} ({description})"
+
+
+def list_datalinks(devices):
+    """-L: each device's link types, as tcpdump prints them (on stderr)."""
+    from .pcap import datalinks
+    for d in devices:
+        print(f"Data link types for {d} (use option -y to set):", file=sys.stderr)
+        for t in datalinks(d):
+            print(f"  {_link(t)}", file=sys.stderr)
+    return 0
 
 
 def _pool_chunks(args, kinds):
@@ -245,6 +297,8 @@ def capture(args):
     devices = check(args)
     if args.list:
         return list_sources()
+    if args.list_datalinks:
+        return list_datalinks(devices)
     if args.read is not None:
         return _offline(args)
     kinds = {"82599" if k in ("sim", "pci") else k for k, _ in map(parse_device, devices)}
@@ -274,6 +328,8 @@ def _open_and_capture(args, devices, source, chunks, options, sink):
         from .pcap import Handle
         handles = [Handle(eng, q, snaplen=args.snaplen) for q in range(len(eng.workers))]
         for h in handles:               # libpcap compiles it; the kernel runs it where it can
+            if h.datalink() != args.linktype:
+                h.set_datalink(args.linktype)
             h.setfilter(args.filter)
             if args.direction:
                 _set_direction(h, args.direction)
@@ -322,7 +378,7 @@ def _open_sink(args, interfaces):
     if args.write:
         return Savefile(args.write, args.format, args.snaplen, interfaces,
                         size=args.file_size, seconds=args.rotate_seconds, count=args.file_count,
-                        flush=args.packet_buffered)
+                        flush=args.packet_buffered, linktype=args.linktype)
     if args.json:
         return _Count()
     return Printer(args, sys.stdout)
@@ -483,7 +539,11 @@ def _live(args, eng, handles, source, sink):
         sys.stderr.write("\r\033[K")
     summary = _summary(args, eng, snap, run, elapsed)
     if wires:
-        summary["wire_sent"] = sum(w.stats()["sent"] for w in wires)
+        played = [w.stats() for w in wires]
+        summary["wire_sent"] = sum(p["sent"] for p in played)
+        if getattr(source, "max_gap", None) is not None:   # a pcap: its long pauses are cut
+            summary["wire_max_gap_s"] = source.max_gap
+            summary["wire_gaps_shortened"] = sum(p["gaps_shortened"] for p in played)
     sink.close(summary)
     _report(args, summary)
     return 0
@@ -500,7 +560,7 @@ def _listening(args, eng, sink):
     if isinstance(sink, Printer) and not args.verbose and not args.quick:
         print("wirecap capture: verbose output suppressed, use -v[v]... for full protocol "
               "decode", file=sys.stderr)
-    print(f"wirecap capture: listening on {names}{queues}, link-type EN10MB (Ethernet), "
+    print(f"wirecap capture: listening on {names}{queues}, link-type {_link(args.linktype)}, "
           f"snapshot length {args.snaplen} bytes", file=sys.stderr)
 
 
@@ -558,6 +618,10 @@ def _report(args, summary):
     if summary["discarded_at_stop"]:
         print(f"  {summary['discarded_at_stop']} captured but not read before the stop",
               file=err)
+    if summary.get("wire_gaps_shortened"):
+        n, gap = summary["wire_gaps_shortened"], summary["wire_max_gap_s"]
+        print(f"  {n} pause{'s' if n > 1 else ''} of the --traffic file longer than {gap:g} s "
+              f"{'were' if n > 1 else 'was'} played as {gap:g} s", file=err)
 
 
 def _rate(pps):
@@ -577,60 +641,49 @@ def _progress(eng, run, elapsed):
 
 # ----------------------------------------------------------------------------- -r FILE
 def _offline(args):
-    """-r FILE: the file's packets, original timestamps, through the same filter and sink."""
+    """-r FILE: the file's packets (pcap or pcapng, read by libpcap a batch at a time), their
+    original timestamps, through the same filter and sink."""
     from ._bpf import Filter
     try:
-        linktype, records = read_pcap(args.read)
-        with open(args.read, "rb") as f:        # tcpdump keeps the file's snapshot length
-            head = f.read(24)
+        src = _pcap.Savefile(args.read)
     except OSError as e:
         raise WirecapError(f"-r {args.read}: {e.strerror}") from None
-    snap = struct.unpack(("<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
-                          else ">") + "I", head[16:20])[0]
-    if not args.snap_given and 0 < snap <= MAX_SNAPLEN:
-        args.snaplen = snap
-    filt = Filter(args.filter, linktype=linktype, snaplen=args.snaplen) if args.filter else None
-    if args.user is not None:
-        drop_privileges(args.user)
-    sink = _open_sink(args, [args.read])
-    print(f"reading from file {args.read}, link-type EN10MB (Ethernet), snapshot length "
-          f"{args.snaplen}", file=sys.stderr)
-    n, seen, limit = 0, 0, args.count or LIMIT
-    stop = []
-    old = signal.signal(signal.SIGINT, lambda *a: stop.append(1))
-    try:
-        batch = []
-        for ts, data, orig in records:
-            if stop or n >= limit:
-                break
-            seen += 1
-            if filt is not None and not filt.matches(data, orig):
-                continue
-            batch.append((ts, data[:args.snaplen], orig))
-            n += 1
-            if len(batch) == 256 or n >= limit:
-                if not _write_batch(sink, batch):
+    with src:
+        if not args.snap_given and 0 < src.snaplen <= MAX_SNAPLEN:
+            args.snaplen = src.snaplen      # tcpdump keeps the file's snapshot length
+        args.linktype = src.linktype
+        filt = Filter(args.filter, linktype=src.linktype, snaplen=args.snaplen) \
+            if args.filter else None
+        if args.user is not None:
+            drop_privileges(args.user)
+        sink = _open_sink(args, [args.read])
+        print(f"reading from file {args.read}, link-type {_link(src.linktype)}, snapshot "
+              f"length {args.snaplen}", file=sys.stderr)
+        run = _Run(args, sink, 1, 0)
+        stop = []
+        old = signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+        try:
+            while not stop and not run.done:
+                blob, n, last = src.records(filt, args.snaplen, run.limit - run.delivered)
+                if not n:
                     break
-                batch = []
-        if batch:
-            _write_batch(sink, batch)
-    finally:
-        signal.signal(signal.SIGINT, old)
-        sink.close({"delivered": n, "received_by_filter": seen, "dropped": 0, "drops": {}})
+                run.seen = src.seen
+                if sink.fmt is None:        # counting only
+                    run.delivered += n
+                    run.done = run.delivered >= run.limit
+                    continue
+                run.merge.add(0, blob, last)
+                if not run.flush(final=True):
+                    break
+        finally:
+            signal.signal(signal.SIGINT, old)
+            sink.close({"delivered": run.delivered, "received_by_filter": src.seen,
+                        "dropped": 0, "drops": {}})
     if args.json:
-        json.dump({"file": args.read, "seen": seen, "delivered": n, "filter": args.filter},
-                  sys.stdout, indent=2)
+        json.dump({"file": args.read, "seen": src.seen, "delivered": run.delivered,
+                   "filter": args.filter}, sys.stdout, indent=2)
         print()
     return 0
-
-
-def _write_batch(sink, batch):
-    if sink.fmt is None:
-        return True
-    from .output import epb_records
-    blob = epb_records(batch)
-    out, _, n = _pcap.merge_records([blob], [0], LIMIT, _pcap.FORMATS[sink.fmt])
-    return sink.write(out, n)
 
 
 # ----------------------------------------------------------------------------- -D

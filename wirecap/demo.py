@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from .errors import WirecapError
 
-RING, SEGMENT = 1024, 256
+RING, SEGMENT = 1024, 256         # the paper's ring, for the burst
+LINE_RATE_RING = 4096           # the line-rate capture's: 275 us of line rate per queue
 
 
 def add_commands(sub):
@@ -24,6 +25,10 @@ def add_commands(sub):
     p.add_argument("--frames", type=lambda t: int(float(t)), default=10 ** 7,
                    help="frames of the line-rate capture (default 1e7)")
     p.add_argument("--queues", type=int, default=4, help="RSS receive queues (1-16)")
+    p.add_argument("--ndesc", type=int, default=LINE_RATE_RING,
+                   help="descriptors per ring of the line-rate capture (256-8192; default "
+                        f"{LINE_RATE_RING}: a ring outlasts a scheduler hiccup on a shared "
+                        "machine)")
     p.add_argument("--burst", type=lambda t: int(float(t)), default=100_000,
                    help="frames P of the burst into the slow consumer")
     p.add_argument("--x", type=int, default=300, help="the slow consumer's units of work per "
@@ -36,10 +41,10 @@ def _n(v):
     return f"{v:,}"
 
 
-def line_rate_part(frames, queues):
+def line_rate_part(frames, queues, ndesc=LINE_RATE_RING):
     """Run the line-rate capture; returns its row (see bench.linerate.run_once)."""
     from .bench import linerate
-    return linerate.run_once(queues, "chunks", False, frames, RING, SEGMENT, 100,
+    return linerate.run_once(queues, "chunks", False, frames, ndesc, SEGMENT, 100,
                              snapshot=True)
 
 
@@ -108,10 +113,10 @@ def burst_lines(runs, x):
 
 
 ADVICE = [
-    "wirecap bench linerate --quick        # the line-rate table: every consumer, 1 and 4 "
-    "queues",
-    "wirecap bench paper --figure 9 --quick # the paper's Figure 9 against the model",
-    "wirecap capture -i sim:0 --queues 4 --traffic count=1e7,size=64 -w /dev/shm/x.pcap",
+    "wirecap bench linerate --quick --ndesc 4096  # every consumer, 1 and 4 queues",
+    "wirecap bench paper --figure 9 --quick         # the paper's Figure 9 on the model",
+    "wirecap capture -i sim:0 --queues 4 --ndesc 4096 --traffic count=1e7,size=64 "
+    "-w /dev/shm/x.pcap",
 ]
 
 
@@ -120,9 +125,13 @@ def demo(args):
         raise WirecapError(f"--queues {args.queues}: RSS spreads over 1 to 16 queues")
     if args.frames < 1 or args.burst < 1 or args.x < 0:
         raise WirecapError("--frames and --burst must be positive, --x at least 0")
-    print(f"1. line rate: sim:0, the 82599 model, {args.queues} RSS queue(s), rings of {RING} "
+    if not SEGMENT <= args.ndesc <= 8192 or args.ndesc % SEGMENT:
+        raise WirecapError(f"--ndesc {args.ndesc}: {SEGMENT} to 8192 descriptors, a multiple of the "
+                           f"segment M={SEGMENT}; give e.g. --ndesc 4096")
+    print(f"1. line rate: sim:0, the 82599 model, {args.queues} RSS queue(s), rings of "
+          f"{args.ndesc} "
           f"descriptors, pools of R=100 chunks x M={SEGMENT}\n")
-    row = line_rate_part(args.frames, args.queues)
+    row = line_rate_part(args.frames, args.queues, args.ndesc)
     print(row["snapshot"])
     print("\n" + "\n".join(line_rate_lines(row)))
     print(f"\n2. a burst into a slow consumer: ring-only (R = N/M + 1 = "

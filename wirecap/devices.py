@@ -9,7 +9,8 @@ A name is ``kind:where``. ``KINDS`` is the registry: per kind, the function that
 (``module:function``, imported on first use, called as ``opener(where, **options)``), what
 it is and an example name. Adding a device is a package that provides such a function and a
 class following ``Device`` below, plus one line in ``KINDS``. A name without a known kind
-that is a network interface of this namespace means AF_PACKET, as in tcpdump.
+that is a network interface of this namespace means AF_PACKET, as in tcpdump (and so does
+``any``: every interface).
 
 What every device offers (the engine, the pcap API and the CLI use nothing else):
 """
@@ -113,6 +114,8 @@ def parse(name):
         if not where:
             raise _unknown(name, f"{kind}: needs what follows the colon")
         return kind, where
+    if name == "any":                   # tcpdump's pseudo-device: every interface
+        return INTERFACE_KIND, name
     try:
         socket.if_nametoindex(name)
     except (OSError, ValueError):

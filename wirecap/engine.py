@@ -30,6 +30,7 @@ MODES = ("basic", "advanced")
 PORT_DROPS = {"82599": {"buffer_dropped": tuple(f"MPC{i}" for i in range(8)),
                         "mac_dropped": ("ROC", "RUC", "RFC", "RJC", "CRCERRS")}}
 DROPS = ("nic_dropped", "buffer_dropped", "mac_dropped")   # every place a frame can be lost
+U32 = 0xFFFFFFFF
 MAX_FLUSH_US = 1e12                 # about 11 days: longer is "never" (None)
 MAX_COUNTER_INTERVAL = 60.0
 
@@ -78,12 +79,14 @@ class Engine:
             raise WirecapError(f"queues={queues!r}: RSS spreads over 1 to 16 queues per device")
         # whole numbers before they reach the devices' unsigned C arguments (each device
         # then checks its own ranges and names them)
-        for name, v in (("segment", segment), ("chunks", chunks), ("ndesc", ndesc),
-                        ("bufsize", bufsize), ("block_size", block_size)):
-            if v is not None and not (_whole(v) and 1 <= v <= 0xFFFFFFFF):
-                raise WirecapError(f"{name}={v!r}: give a whole number from 1 to 4294967295 "
-                                   f"(the device's range applies; see Engine's help)")
-        if flush_us is not None and not (_number(flush_us) and 0 <= flush_us <= MAX_FLUSH_US):
+        for name, v, top in (("segment", segment, U32), ("chunks", chunks, U32),
+                             ("ndesc", ndesc, U32), ("bufsize", bufsize, U32),
+                             ("block_size", block_size, None)):
+            if v is not None and not (_whole(v) and 0 <= v <= (top or v)):
+                raise WirecapError(f"{name}={v!r}: give a whole number from 1" +
+                                   (f" to {top}" if top else "") +
+                                   " (the device's range applies; see Engine's help)")
+        if flush_us is not None and not (_number(flush_us) and flush_us <= MAX_FLUSH_US):
             raise WirecapError(f"flush_us={flush_us!r}: the µs after which a partly filled "
                                f"segment is delivered, 0 to {MAX_FLUSH_US:.0e}, or None (never)")
         if not (_number(counter_interval) and 0 < counter_interval <= MAX_COUNTER_INTERVAL):
@@ -168,6 +171,10 @@ class Engine:
             except BaseException:
                 self._stop_threads()
                 raise
+            if self._app_cpus and self._app_thread is None:
+                # before the counter thread starts: it inherits the application's CPUs
+                self._app_thread = (threading.get_native_id(), os.sched_getaffinity(0))
+                os.sched_setaffinity(0, self._app_cpus)
             self._counter_stop.clear()
             self._counter_thread = threading.Thread(target=self._read_counters,
                                                     name="wirecap-counters", daemon=True)
@@ -175,9 +182,7 @@ class Engine:
             self._run += 1
             self._running = True
             self.started_at = time.time()
-            if self._app_cpus and self._app_thread is None:
-                self._app_thread = (threading.get_native_id(), os.sched_getaffinity(0))
-                os.sched_setaffinity(0, self._app_cpus)
+
         return self
 
     def _start_threads(self):

@@ -37,11 +37,11 @@ class Savefile:
     exceeds it (FILE, FILE1, FILE2, ...; with ``count`` (-W) a ring FILE0..FILE{count-1});
     with ``seconds`` (-G) every so many seconds, FILE read as a strftime pattern, stopping
     after ``count`` files. pcapng files carry an interface per device and, when closed, an
-    interface statistics block for each."""
+    interface statistics block for each. Every file is of link type ``linktype`` (DLT_*)."""
 
     def __init__(self, path, fmt, snaplen, interfaces, size=None, seconds=None, count=None,
-                 flush=False):
-        self.pattern, self.fmt, self.snaplen = path, fmt, snaplen
+                 flush=False, linktype=1):
+        self.pattern, self.fmt, self.snaplen, self.linktype = path, fmt, snaplen, linktype
         self.interfaces = interfaces
         self.size, self.seconds, self.count, self.flush = size, seconds, count, flush
         self.digits = len(str(count - 1)) if size and count and count > 1 else 0
@@ -65,7 +65,8 @@ class Savefile:
         name = self._name()
         kw = {"interfaces": self.interfaces} if self.fmt == "pcapng" else {}
         try:
-            self.file = open_writer(name, self.fmt, snaplen=self.snaplen, **kw)
+            self.file = open_writer(name, self.fmt, snaplen=self.snaplen,
+                                    linktype=self.linktype, **kw)
         except OSError as e:
             raise WirecapError(f"-w {name}: {e.strerror}: name a file in a directory you can "
                                f"write to") from None
@@ -156,7 +157,8 @@ class Printer:
         self.args, self.out, self.source = args, out, source
         self.proc = None
         tcpdump = shutil.which("tcpdump")
-        header = struct.pack("<IHHiIII", MAGIC_NS, 2, 4, 0, 0, args.snaplen, 1)
+        header = struct.pack("<IHHiIII", MAGIC_NS, 2, 4, 0, 0, args.snaplen,
+                             getattr(args, "linktype", 1))
         out.flush()
         if tcpdump is None:
             self._first = None

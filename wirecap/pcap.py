@@ -9,7 +9,9 @@ Devices are named as everywhere in wirecap (``sim:0``, ``pci:0000:03:00.0``, ``a
 or a bare interface name, which means AF_PACKET); ``findalldevs()`` lists them. Callbacks get a
 Header (getts(), getcaplen(), getlen()) and a zero-copy Packet view of the packet that is valid
 during the call only; next() and iteration return copies. ``open_offline(path)`` reads a pcap
-file with the same filters (libpcap's) and the same loop/dispatch/next semantics. pypcap's
+or pcapng file (read by libpcap, as it is asked for) with the same filters and the same
+loop/dispatch/next semantics; ``any`` captures every interface, in libpcap's cooked link
+types (``datalink()``, ``list_datalinks()``, ``set_datalink()``). pypcap's
 shape: ``pcap(name)``, whose loops and iteration hand out a float timestamp.
 """
 from __future__ import annotations
@@ -21,10 +23,12 @@ import os
 import socket
 import struct
 
+import numpy as np
+
 from . import _engine, _pcap, devices
 from ._bpf import Filter, FilterError
 from .afpacket import BLOCK_SIZE as AF_PACKET_BLOCK
-from .dump import PcapWriter, read_pcap
+from .dump import PcapWriter
 from .engine import Engine
 from .errors import WirecapError
 
@@ -34,7 +38,7 @@ PcapError = WirecapError        # pcapy.PcapError: every wirecap error is one
 BPFError = FilterError          # pcapy.BPFError: a filter libpcap refused
 
 # link types (DLT_*) and capture directions (pcap_direction_t), as pcapy exports them
-DLT_NULL, DLT_EN10MB, DLT_RAW, DLT_LINUX_SLL = 0, 1, 12, 113
+DLT_NULL, DLT_EN10MB, DLT_RAW, DLT_LINUX_SLL, DLT_LINUX_SLL2 = 0, 1, 12, 113, 276
 PCAP_D_INOUT, PCAP_D_IN, PCAP_D_OUT = 0, 1, 2
 # pcap_set_*()'s status codes after activation, and pcap_set_rfmon's "not supported"
 PCAP_ERROR_ACTIVATED, PCAP_ERROR_RFMON_NOTSUP = -4, -6
@@ -43,6 +47,8 @@ _SOL_PACKET, _PACKET_FANOUT, _PACKET_IGNORE_OUTGOING = 263, 18, 23     # <linux/
 PACKET_FANOUT_HASH, PACKET_FANOUT_LB, PACKET_FANOUT_CPU, PACKET_FANOUT_ROLLOVER, \
     PACKET_FANOUT_RND = 0, 1, 2, 3, 4
 _IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING = 0x1, 0x8, 0x40   # <linux/if.h>
+_LINK_HEADER = {DLT_NULL: 4, DLT_RAW: 0, DLT_LINUX_SLL: 16, DLT_LINUX_SLL2: 20}  # pypcap's dloff
+_PACKET_OUTGOING = 4                                    # sll_pkttype, <linux/if_packet.h>
 
 
 class PcapStats(tuple):
@@ -117,8 +123,11 @@ def findalldevs():
         ifaces.append(Interface(name, f"{name}: Linux interface, through AF_PACKET"
                                       + ("" if "up" in flags else " (down)"),
                                 flags, [addr] if addr else []))
+    ifaces.append(Interface("any", "every interface, through AF_PACKET, in cooked link types",
+                            {"up", "running"}))
+    # libpcap's order: up, running, then "any" after the other interfaces but before loopback
     ifaces.sort(key=lambda i: ("up" not in i.flags, "running" not in i.flags,
-                               "loopback" in i.flags))
+                               2 if "loopback" in i.flags else i.name == "any"))
     devs = ifaces + [Interface(n, d, {"up"}) for n, d in _bound_82599s()]
     devs.append(Interface("sim:0", "the Intel 82599 model (software), port 0; sim:N for others",
                           {"up", "running"}))
@@ -126,9 +135,10 @@ def findalldevs():
 
 
 def lookupdev():
-    """The first device findalldevs() lists that is up and not loopback (as libpcap picks)."""
+    """The first interface findalldevs() lists that is up and not loopback (as libpcap
+    picks; never ``any``)."""
     for dev in findalldevs():
-        if "up" in dev.flags and "loopback" not in dev.flags:
+        if "up" in dev.flags and "loopback" not in dev.flags and dev != "any":
             return str(dev)
     raise PcapError("no interface is up here (`ip link` lists them); name a device, e.g. sim:0")
 
@@ -156,9 +166,24 @@ def create(device, **engine_options):
 
 
 def open_offline(path):
-    """Read the pcap file ``path`` (µs or ns timestamps) through a handle: setfilter, loop,
-    dispatch, next and iteration as on a live handle, with the file's own timestamps."""
+    """Read the pcap or pcapng file ``path`` through a handle: setfilter, loop, dispatch, next
+    and iteration as on a live handle, with the file's own timestamps."""
     return OfflineHandle(path)
+
+
+def datalinks(device):
+    """The link types (DLT_*) a capture on ``device`` can hand out, as tcpdump -L lists them:
+    DLT_EN10MB everywhere but on ``any``: DLT_LINUX_SLL and DLT_LINUX_SLL2."""
+    _, where = devices.parse(device)
+    link_types = getattr(devices.device_class(device), "link_types", None)
+    return tuple(link_types(where)) if link_types else (DLT_EN10MB,)
+
+
+def default_datalink(device):
+    """The link type a capture on ``device`` hands out unless set_datalink() chooses."""
+    _, where = devices.parse(device)
+    default = getattr(devices.device_class(device), "default_link_type", None)
+    return default(where) if default else DLT_EN10MB
 
 
 def compile(linktype, snaplen, filter, optimize, netmask):
@@ -197,6 +222,7 @@ class Handle:
         self._snaplen, self._timeout = snaplen, timeout_ms / 1000.0
         self._nonblock, self._owns = nonblock, owns_engine
         self._filter = None
+        self._direction = PCAP_D_INOUT
         self._mask = None
         self._chunk, self._pos = None, 0
         self._brk = _pcap.Break()
@@ -286,7 +312,7 @@ class Handle:
         self._live()
         if isinstance(expression, BPFProgram):
             expression = expression._filter.expression
-        new = Filter(expression, linktype=DLT_EN10MB, snaplen=self._snaplen) \
+        new = Filter(expression, linktype=self.datalink(), snaplen=self._snaplen) \
             if expression else None
         rxq = self._rxq
         # a device that filters (AF_PACKET: the kernel) drops what fails before it takes ring
@@ -304,7 +330,28 @@ class Handle:
         return self._nonblock
 
     def datalink(self):
-        return DLT_EN10MB
+        """The link type of the packets handed out: DLT_EN10MB, or on ``any`` a cooked one
+        (DLT_LINUX_SLL2 unless set_datalink() chose DLT_LINUX_SLL)."""
+        return getattr(self._rxq, "linktype", DLT_EN10MB)
+
+    def list_datalinks(self):
+        """The link types set_datalink() takes here (pcap_list_datalinks)."""
+        self._live()
+        return list(datalinks(self._rxq.device.name))
+
+    def set_datalink(self, linktype):
+        """Hand out packets of ``linktype`` (one of list_datalinks()) from now on; the filter
+        is compiled again for it."""
+        self._live()
+        if linktype not in self.list_datalinks():
+            names = ", ".join(map(_pcap.datalink_name, self.list_datalinks()))
+            raise PcapError(f"{self._rxq.device.name}: link type {linktype} "
+                            f"({_pcap.datalink_name(linktype)}) is not one it hands out: "
+                            f"{names}")
+        if linktype != self.datalink():
+            self._rxq.device.set_linktype(linktype)
+            if self._filter is not None:
+                self.setfilter(self._filter.expression)
 
     def snapshot(self):
         """The snap length (pcap_snapshot): at most this many bytes of each packet are kept."""
@@ -342,19 +389,25 @@ class Handle:
         self._tx.send(bytes(data))
 
     def setdirection(self, direction):
-        """Which packets to capture: PCAP_D_INOUT (default), PCAP_D_IN (received only).
-        The 82599 and the model capture received frames only, so both mean the same there;
-        PCAP_D_OUT (sent only) is refused: wirecap's rings do not record a frame's direction."""
+        """Which packets to capture: PCAP_D_INOUT (default), PCAP_D_IN (received only) or,
+        on AF_PACKET, PCAP_D_OUT (sent only: the packet type the kernel recorded with each
+        packet is PACKET_OUTGOING). The 82599 and the model capture received frames only:
+        IN and INOUT mean the same there, and OUT is refused."""
         self._live()
         if direction not in (PCAP_D_INOUT, PCAP_D_IN, PCAP_D_OUT):
             raise PcapError(f"setdirection({direction!r}): PCAP_D_INOUT (0), PCAP_D_IN (1) or "
                             f"PCAP_D_OUT (2)")
-        if direction == PCAP_D_OUT:
-            raise PcapError("setdirection(PCAP_D_OUT): wirecap's rings do not record whether a "
-                            "frame was sent or received; capture PCAP_D_INOUT and tell them "
-                            "apart by address")
-        if self._iface() is not None:   # the kernel skips what was sent, or stops skipping
-            self._sockopt(_PACKET_IGNORE_OUTGOING, 1 if direction == PCAP_D_IN else 0)
+        if self._iface() is None:
+            if direction == PCAP_D_OUT:
+                raise PcapError(f"setdirection(PCAP_D_OUT): {self._rxq.device.name} only "
+                                f"receives (an 82599's receive queues see no frame it sends); "
+                                f"PCAP_D_OUT needs an AF_PACKET interface")
+            return
+        # the kernel skips what was sent, or stops skipping; what was received is skipped here
+        self._sockopt(_PACKET_IGNORE_OUTGOING, 1 if direction == PCAP_D_IN else 0)
+        self._direction = direction
+        if self._chunk is not None:
+            self._mask = self._compute_mask(self._chunk)
 
     def set_fanout(self, group_id, fanout_type=PACKET_FANOUT_HASH):
         """Join PACKET_FANOUT group ``group_id`` (pcapy-ng's Linux extra): the kernel spreads
@@ -401,9 +454,11 @@ class Handle:
         return True
 
     def _compute_mask(self, chunk):
-        if self._filter is None:
-            return None
-        return _engine.filter_chunk(self._filter, chunk)
+        mask = None if self._filter is None else _engine.filter_chunk(self._filter, chunk)
+        if self._direction == PCAP_D_OUT:
+            out = (chunk.packet_info == _PACKET_OUTGOING).view(np.uint8)
+            mask = out if mask is None else mask & out
+        return mask
 
     def dispatch(self, cnt, callback):
         """Process packets from one captured chunk (at most ``cnt``; -1 or 0: all of it),
@@ -470,7 +525,8 @@ class Handle:
     # ------------------------------------------------------------------ files and stats
     def dump_open(self, path, nanosecond=False):
         """A dumper: dump(header, data) appends to a pcap file (µs, or ns timestamps)."""
-        return Dumper(path, nanosecond=nanosecond, snaplen=self._snaplen)
+        return Dumper(path, nanosecond=nanosecond, snaplen=self._snaplen,
+                      linktype=self.datalink())
 
     def stats(self):
         """(recv, drop, ifdrop): packets seen, dropped for lack of buffers (the NIC counted
@@ -499,13 +555,14 @@ class Handle:
 
 
 class OfflineHandle:
-    """A pcap file read like a live handle (what open_offline() returns): setfilter() compiles
-    with libpcap for the file's link type, loop()/dispatch()/next()/iteration hand out the
-    file's packets with its timestamps; the callback's data are bytes."""
+    """A pcap or pcapng file read like a live handle (what open_offline() returns): libpcap
+    reads the records as they are asked for; setfilter() compiles for the file's link type,
+    loop()/dispatch()/next()/iteration hand out its packets with their own timestamps; the
+    callback's data are bytes."""
 
     def __init__(self, path):
         try:
-            self._linktype, self._records = read_pcap(path)
+            self._file = _pcap.Savefile(path)
         except FileNotFoundError:
             raise PcapError(f"{path}: no such file") from None
         except IsADirectoryError:
@@ -513,10 +570,15 @@ class OfflineHandle:
         except PermissionError:
             raise PcapError(f"{path}: permission denied") from None
         self.path = path
-        self._filter, self._pos, self._closed = None, 0, False
+        self._linktype = self._file.linktype
+        self._filter, self._closed = None, False
         self._brk = False
-        self.recv = 0                   # records read from the file (before the filter)
         self.delivered = 0              # packets handed to the application
+
+    @property
+    def recv(self):
+        """Records read from the file so far (before the filter)."""
+        return self._file.seen
 
     def setfilter(self, expression):
         if isinstance(expression, BPFProgram):
@@ -545,12 +607,11 @@ class OfflineHandle:
             raise PcapError(f"{self.path}: the handle is closed")
         self._brk = False
         n = 0
-        while self._pos < len(self._records) and (cnt <= 0 or n < cnt) and not self._brk:
-            ts, data, wire_len = self._records[self._pos]
-            self._pos += 1
-            self.recv += 1
-            if self._filter is not None and not self._filter.matches(data, wire_len):
-                continue
+        while (cnt <= 0 or n < cnt) and not self._brk:
+            got = self._file.next(self._filter)
+            if got is None:
+                break
+            ts, data, wire_len = got
             callback(_pcap.make_header(ts, len(data), wire_len), data)
             n += 1
         self.delivered += n
@@ -579,8 +640,13 @@ class OfflineHandle:
     def dump_open(self, path, nanosecond=False):
         return Dumper(path, nanosecond=nanosecond, linktype=self._linktype)
 
+    def snapshot(self):
+        """The file's snapshot length."""
+        return self._file.snaplen
+
     def close(self):
-        self._closed, self._records = True, []
+        self._closed = True
+        self._file.close()
 
     def __enter__(self):
         return self
@@ -607,6 +673,7 @@ class pcap:    # noqa: N801 -- pypcap's name: `import pcap; pcap.pcap(name)`
             self._h.set_timeout(timeout_ms)
             self._h.set_immediate_mode(immediate)
             self._h.activate()
+        self.dloff = _LINK_HEADER.get(self._h.datalink(), 14)
 
     def setfilter(self, value, optimize=1):
         self._h.setfilter(value)

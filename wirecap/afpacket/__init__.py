@@ -8,6 +8,11 @@ interface's traffic through a fanout group (hash by default). ``AfPacket`` follo
 
     with Engine("afpacket:eth0", queues=4, mode="advanced") as eng: ...
     p = wirecap.pcap.open_live("afpacket:eth0"); p.setfilter("udp")   # also in the kernel
+
+``afpacket:any`` captures every interface of the network namespace, as tcpdump's ``-i any``:
+one socket bound to interface 0, packets without their link header and behind a cooked
+header (LINUX_SLL2 by default, or LINUX_SLL) that says which interface, which direction and
+from which link address; the filter then runs in user space on the cooked packets.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ BLOCKS = 32                     # ... 32 of them: a 32 MiB ring per queue (libpc
 FANOUT_MODES = tuple(_ring.FANOUT)
 MAX_QUEUES = 256                # PACKET_FANOUT_MAX: members of one fanout group
 IFF_UP, IFF_LOOPBACK = 0x1, 0x8     # <linux/if.h>
+ANY = "any"                     # every interface (ifindex 0), cooked as libpcap cooks it
 
 
 def _permission_error(name):
@@ -42,7 +48,8 @@ def _permission_error(name):
 class AfPacket:
     """An interface captured through AF_PACKET (TPACKET_V3).
 
-    promiscuous  receive frames for other MACs too (PACKET_ADD_MEMBERSHIP, undone on close)
+    promiscuous  receive frames for other MACs too (PACKET_ADD_MEMBERSHIP, undone on close);
+                 not on ``any``, which names no one interface (libpcap only warns there)
     fanout       how the kernel spreads packets over the queues: "hash" (flows stay on one
                  queue; fragments reassembled first), "lb" (round robin), "cpu" (the CPU that
                  received it), "rollover" (fill one queue, then the next), "rnd", "qm" (the
@@ -69,9 +76,10 @@ class AfPacket:
         self._group = -1
         self._totals = {}
         self._lock = threading.Lock()   # the counter thread and stats() both read counters
+        self.linktype = self.default_link_type(iface)
         self.failure = None             # why capture ended on its own (interface gone), or None
         try:
-            self.ifindex = socket.if_nametoindex(self.iface)
+            self.ifindex = 0 if iface == ANY else socket.if_nametoindex(self.iface)
         except OSError:
             raise WirecapError(f"{self.name}: no interface {self.iface!r} in this network "
                                f"namespace (`ip link` lists them)") from None
@@ -80,9 +88,31 @@ class AfPacket:
             self.outgoing = not (self._flags() or 0) & IFF_LOOPBACK
         os.close(self._socket())        # fails early and clearly without CAP_NET_RAW
 
+    @staticmethod
+    def link_types(iface):
+        """The link types (DLT_*) a capture on ``iface`` can hand out, as tcpdump -L lists
+        them: cooked ones on ``any``, Ethernet elsewhere."""
+        return (_ring.DLT_LINUX_SLL, _ring.DLT_LINUX_SLL2) if iface == ANY else \
+            (_ring.DLT_EN10MB,)
+
+    @staticmethod
+    def default_link_type(iface):
+        """What a capture on ``iface`` hands out unless told: LINUX_SLL2 on ``any`` (as
+        libpcap 1.10 picks), Ethernet elsewhere."""
+        return _ring.DLT_LINUX_SLL2 if iface == ANY else _ring.DLT_EN10MB
+
+    def set_linktype(self, linktype):
+        """Hand out packets of ``linktype`` (one of link_types()) on every queue."""
+        if linktype not in self.link_types(self.iface):
+            raise WirecapError(f"{self.name}: link type {linktype} is not one this device "
+                               f"hands out ({', '.join(map(str, self.link_types(self.iface)))})")
+        for q in self._queues:
+            q.set_linktype(linktype)
+        self.linktype = linktype
+
     def _socket(self):
         try:
-            return _ring.open_socket()
+            return _ring.open_socket(self.ifindex == 0)
         except OSError as e:
             if e.errno in (errno.EPERM, errno.EACCES):
                 raise _permission_error(self.name) from None
@@ -136,17 +166,19 @@ class AfPacket:
         tov = 0 if flush_us is None else max(1, -(-int(flush_us) // 1000))
         fd = self._socket()
         try:
-            q = AfRxQueue(self, index, fd, B, R, tov)
+            q = AfRxQueue(self, index, fd, B, R, tov, self.linktype)
         except OSError as e:
             os.close(fd)
             raise self._ring_error(e, R, B) from None
+        if self.ifindex == 0:
+            q.set_filter(self._cooked_program(MAX_SNAPLEN))
         try:
             _ring.bind_socket(q.fd, self.ifindex, True)
             if not self.outgoing:
                 _ring.ignore_outgoing(q.fd)
             if self._nqueues > 1:
                 self._group = _ring.join_fanout(q.fd, self._group, _ring.FANOUT[self.fanout])
-            if self.promiscuous and not self._queues:
+            if self.promiscuous and not self._queues and self.ifindex:
                 _ring.set_promiscuous(q.fd, self.ifindex)
         except OSError as e:
             q.close()
@@ -211,13 +243,26 @@ class AfPacket:
         """Compile ``expression`` with libpcap and let the kernel run it on every queue (or on
         ``queue``) before packets enter the rings, keeping ``snaplen`` bytes of each (the
         wire length stays in the metadata); None or "" accepts everything. True: the kernel
-        filters (the Device protocol)."""
-        program = kernel_program(expression or "", snaplen=snaplen) \
-            if expression or snaplen < MAX_SNAPLEN else None
+        filters (the Device protocol); False on ``any``, where only ``snaplen`` applies."""
+        if self.ifindex == 0:
+            # a filter compiled for cooked headers would need rewriting to run on what the
+            # kernel sees (the network header), as libpcap does: here it runs in user space
+            program = self._cooked_program(snaplen)
+        else:
+            program = kernel_program(expression or "", snaplen=snaplen) \
+                if expression or snaplen < MAX_SNAPLEN else None
         for q in self._queues:
             if queue is None or q.index == queue:
                 q.set_filter(program)
-        return True
+        return self.ifindex != 0
+
+    @staticmethod
+    def _cooked_program(snaplen):
+        try:
+            loopback = socket.if_nametoindex("lo")
+        except OSError:
+            loopback = 0                # no loopback here: nothing to skip
+        return _ring.cooked_program(loopback, snaplen)
 
     def start(self, link_timeout=None):
         """Let packets in (every queue has joined the fanout group by now)."""

@@ -22,7 +22,7 @@ cimport numpy as cnp
 from libc.errno cimport errno, ENOENT
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from posix.unistd cimport close
 
 from wirecap._ring cimport (RxRing, Chunk, Delivery, CH_ARMED, CH_CAPTURED, WAIT_RECYCLE,
@@ -38,8 +38,8 @@ from wirecap.errors import WirecapError
 cnp.import_array()
 
 cdef extern from "<sys/socket.h>" nogil:
-    int AF_PACKET, SOCK_RAW, SOL_SOCKET, SO_ATTACH_FILTER, SO_DETACH_FILTER, SO_ERROR
-    int SOL_PACKET
+    int AF_PACKET, SOCK_RAW, SOCK_DGRAM, SOL_SOCKET, SO_ATTACH_FILTER, SO_DETACH_FILTER
+    int SO_ERROR, SOL_PACKET
     int MSG_DONTWAIT
     ctypedef unsigned int socklen_t
     struct sockaddr:
@@ -52,6 +52,7 @@ cdef extern from "<sys/socket.h>" nogil:
 
 cdef extern from "<arpa/inet.h>" nogil:
     uint16_t htons(uint16_t)
+    uint32_t htonl(uint32_t)
 
 cdef extern from "<poll.h>" nogil:
     struct pollfd:
@@ -73,14 +74,36 @@ cdef extern from "<linux/filter.h>":
     struct sock_fprog:
         unsigned short len
         sock_filter* filter
-    int BPF_RET, BPF_K
+    int BPF_RET, BPF_K, BPF_LD, BPF_W, BPF_ABS, BPF_JMP, BPF_JEQ
+    int SKF_AD_OFF, SKF_AD_PKTTYPE, SKF_AD_IFINDEX
+
+cdef extern from "<pcap/sll.h>":
+    # the cooked headers libpcap defines for captures on "any" (link types LINUX_SLL, _SLL2)
+    int SLL_HDR_LEN, SLL2_HDR_LEN, SLL_ADDRLEN
+    struct sll_header:
+        uint16_t sll_pkttype
+        uint16_t sll_hatype
+        uint16_t sll_halen
+        uint8_t sll_addr[8]
+        uint16_t sll_protocol
+    struct sll2_header:
+        uint16_t sll2_protocol
+        uint16_t sll2_reserved_mbz
+        uint32_t sll2_if_index
+        uint16_t sll2_hatype
+        uint8_t sll2_pkttype
+        uint8_t sll2_halen
+        uint8_t sll2_addr[8]
 
 cdef extern from "<linux/if_packet.h>":
     struct sockaddr_ll:
         unsigned short sll_family
         uint16_t sll_protocol
         int sll_ifindex
+        unsigned short sll_hatype
         unsigned char sll_pkttype
+        unsigned char sll_halen
+        unsigned char sll_addr[8]
     struct packet_mreq:
         int mr_ifindex
         unsigned short mr_type
@@ -118,7 +141,8 @@ cdef extern from "<linux/if_packet.h>":
         uint16_t tp_mac
         tpacket_hdr_variant1 hv1
     int PACKET_VERSION, TPACKET_V3, PACKET_RX_RING, PACKET_STATISTICS, PACKET_FANOUT
-    int PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC, PACKET_IGNORE_OUTGOING
+    int PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC, PACKET_IGNORE_OUTGOING, PACKET_RESERVE
+    int PACKET_OUTGOING
     int PACKET_FANOUT_HASH, PACKET_FANOUT_LB, PACKET_FANOUT_CPU, PACKET_FANOUT_ROLLOVER
     int PACKET_FANOUT_RND, PACKET_FANOUT_QM, PACKET_FANOUT_FLAG_DEFRAG
     int PACKET_FANOUT_FLAG_UNIQUEID
@@ -150,9 +174,20 @@ def _os_error(what, int err):
     return OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def open_socket():
-    """An AF_PACKET socket that receives nothing yet (protocol 0 until bind)."""
-    cdef int fd = socket(AF_PACKET, SOCK_RAW, 0)
+# link types of the frames a ring hands out (DLT_*): Ethernet as the interface gave them, or
+# on a cooked socket (every interface, "any") libpcap's cooked headers in front of each packet
+cdef enum:
+    EN10MB = 1
+    LINUX_SLL = 113
+    LINUX_SLL2 = 276
+DLT_EN10MB, DLT_LINUX_SLL, DLT_LINUX_SLL2 = EN10MB, LINUX_SLL, LINUX_SLL2
+COOKED_LEN = {DLT_LINUX_SLL: SLL_HDR_LEN, DLT_LINUX_SLL2: SLL2_HDR_LEN}
+
+
+def open_socket(bint cooked=False):
+    """An AF_PACKET socket that receives nothing yet (protocol 0 until bind); ``cooked``:
+    packets start at their network header (SOCK_DGRAM), the link header is left out."""
+    cdef int fd = socket(AF_PACKET, SOCK_DGRAM if cooked else SOCK_RAW, 0)
     if fd < 0:
         raise _os_error("socket(AF_PACKET)", errno)
     return fd
@@ -204,6 +239,22 @@ def _drop_all():
 DROP_ALL = _drop_all()
 
 
+def cooked_program(int loopback, uint32_t snaplen):
+    """For a socket on every interface: keep ``snaplen`` bytes of each packet, but skip what
+    interface ``loopback`` sends, which comes back as received (libpcap skips it too)."""
+    cdef sock_filter insns[6]
+    cdef int i
+    code = ((BPF_LD | BPF_W | BPF_ABS, 0, 0, <uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)),
+            (BPF_JMP | BPF_JEQ | BPF_K, 0, 2, PACKET_OUTGOING),
+            (BPF_LD | BPF_W | BPF_ABS, 0, 0, <uint32_t>(SKF_AD_OFF + SKF_AD_IFINDEX)),
+            (BPF_JMP | BPF_JEQ | BPF_K, 1, 0, <uint32_t>loopback),
+            (BPF_RET | BPF_K, 0, 0, snaplen),
+            (BPF_RET | BPF_K, 0, 0, 0))
+    for i in range(6):
+        insns[i].code, insns[i].jt, insns[i].jf, insns[i].k = code[i]
+    return bytes((<uint8_t*>insns)[:sizeof(insns)])
+
+
 def read_stats(int fd):
     """(packets, drops, freezes) since the last call: PACKET_STATISTICS clears on read."""
     cdef tpacket_stats_v3 st
@@ -251,9 +302,13 @@ cdef class AfRxQueue(RxRing):
     """One TPACKET_V3 receive ring: R blocks (chunks) of ``block_size`` bytes.
 
     ``segment`` is the metadata capacity of a block: how many of the smallest packets fit.
-    A new queue accepts nothing (a drop-all filter) until ``start()``.
+    A new queue accepts nothing (a drop-all filter) until ``start()``. ``linktype``
+    DLT_LINUX_SLL or _SLL2 (on a cooked socket): each packet is handed out behind that
+    cooked header, built in the room the kernel leaves before it (PACKET_RESERVE), from
+    the packet's sockaddr_ll, as libpcap builds it.
     """
-    cdef readonly int fd
+    cdef readonly int fd, linktype
+    cdef uint32_t cooked_len
     cdef readonly uint32_t block_size, tov_ms
     cdef uint8_t* ring
     cdef object _map
@@ -264,9 +319,10 @@ cdef class AfRxQueue(RxRing):
     cdef object _program
 
     def __init__(self, device, int index, int fd, uint32_t block_size, uint32_t chunks,
-                 uint32_t tov_ms):
+                 uint32_t tov_ms, int linktype=DLT_EN10MB):
         cdef tpacket_req3 req
         cdef int version = TPACKET_V3
+        cdef unsigned int reserve = SLL2_HDR_LEN      # room for the longer cooked header
         self.fd = -1
         self.device, self.index, self.block_size, self.chunks = device, index, block_size, chunks
         self.tov_ms = tov_ms
@@ -275,6 +331,10 @@ cdef class AfRxQueue(RxRing):
             raise MemoryError("block table")
         if setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) < 0:
             raise _os_error("PACKET_VERSION TPACKET_V3", errno)
+        self.set_linktype(linktype)
+        if linktype != DLT_EN10MB and \
+                setsockopt(fd, SOL_PACKET, PACKET_RESERVE, &reserve, sizeof(reserve)) < 0:
+            raise _os_error("PACKET_RESERVE", errno)
         attach_filter(fd, DROP_ALL)
         memset(&req, 0, sizeof(req))
         # V3 ignores frames; the kernel still checks frames_per_block * block_nr == frame_nr
@@ -310,6 +370,7 @@ cdef class AfRxQueue(RxRing):
         cdef tpacket3_hdr* h
         cdef uint32_t st
         cdef uint64_t nbytes = 0
+        cdef sockaddr_ll* sll
         if self.ring == NULL or self.ch[b].state == CH_CAPTURED:   # closed, or still held
             return 0
         base = <size_t>b * self.block_size
@@ -333,7 +394,13 @@ cdef class AfRxQueue(RxRing):
             self.wire_len[k] = h.tp_len
             self.status[k] = h.tp_status
             # the sockaddr_ll follows the header: its packet type (PACKET_HOST, _OUTGOING...)
-            self.info[k] = (<sockaddr_ll*>(<uint8_t*>h + SLL_OFFSET)).sll_pkttype
+            sll = <sockaddr_ll*>(<uint8_t*>h + SLL_OFFSET)
+            self.info[k] = sll.sll_pkttype
+            if self.cooked_len:
+                self.cook(<uint8_t*>h + h.tp_mac - self.cooked_len, sll)
+                self.offset[k] -= self.cooked_len
+                self.caplen[k] = min(h.tp_snaplen + self.cooked_len, 0xFFFF)
+                self.wire_len[k] += self.cooked_len
             self.rss[k] = h.hv1.tp_rxhash
             self.ts[k] = <uint64_t>h.tp_sec * 1000000000 + h.tp_nsec
             nbytes += h.tp_snaplen
@@ -351,6 +418,24 @@ cdef class AfRxQueue(RxRing):
         self.bytes += nbytes
         self.deliver(out, b, 0, n)
         return 1
+
+    cdef void cook(self, uint8_t* at, const sockaddr_ll* sll) noexcept nogil:
+        """The cooked header of the packet ``sll`` describes, at ``at`` (network order)."""
+        cdef sll_header* v1
+        cdef sll2_header* v2
+        cdef uint8_t halen = sll.sll_halen if sll.sll_halen < SLL_ADDRLEN else SLL_ADDRLEN
+        memset(at, 0, self.cooked_len)
+        if self.linktype == LINUX_SLL:
+            v1 = <sll_header*>at
+            v1.sll_pkttype, v1.sll_hatype = htons(sll.sll_pkttype), htons(sll.sll_hatype)
+            v1.sll_halen, v1.sll_protocol = htons(halen), sll.sll_protocol
+            memcpy(v1.sll_addr, sll.sll_addr, halen)
+        else:
+            v2 = <sll2_header*>at
+            v2.sll2_protocol, v2.sll2_if_index = sll.sll_protocol, htonl(sll.sll_ifindex)
+            v2.sll2_hatype, v2.sll2_pkttype = htons(sll.sll_hatype), sll.sll_pkttype
+            v2.sll2_halen = halen
+            memcpy(v2.sll2_addr, sll.sll_addr, halen)
 
     cdef void retire(self, uint32_t b) noexcept nogil:
         self.ch[b].state = CH_ARMED
@@ -409,6 +494,18 @@ cdef class AfRxQueue(RxRing):
         if self.fd >= 0:
             self.started = False
             attach_filter(self.fd, DROP_ALL)
+
+    def set_linktype(self, int linktype):
+        """DLT_LINUX_SLL or DLT_LINUX_SLL2 on a cooked ring (blocks taken from now on),
+        DLT_EN10MB on the others: a ring's socket type is fixed when it is made."""
+        cdef bint cooked = linktype in COOKED_LEN
+        if self.fd >= 0 and cooked != (self.cooked_len != 0):
+            raise ValueError(f"link type {linktype}: this ring hands out "
+                             f"{'cooked packets' if self.cooked_len else 'Ethernet frames'}")
+        if not cooked and linktype != DLT_EN10MB:
+            raise ValueError(f"link type {linktype}: one of {DLT_EN10MB}, {DLT_LINUX_SLL}, "
+                             f"{DLT_LINUX_SLL2}")
+        self.linktype, self.cooked_len = linktype, COOKED_LEN.get(linktype, 0)
 
     def set_filter(self, program):
         """A classic BPF program (``struct sock_filter[]`` bytes, e.g. from

@@ -168,6 +168,20 @@ def _thread_cpu_ns(eng):
     return total if eng._threads else None
 
 
+def _preemptions(eng):
+    """Involuntary context switches of the capture threads so far (None when inline): how
+    often the kernel took their core away, which no ring of this size outlasts at line rate."""
+    total = 0
+    for t in eng._threads:
+        try:
+            with open(f"/proc/self/task/{t.native_id}/status") as f:
+                total += next(int(line.split()[1]) for line in f
+                              if line.startswith("nonvoluntary_ctxt_switches"))
+        except (OSError, TypeError, StopIteration):
+            return None
+    return total if eng._threads else None
+
+
 def _model_catchup_ns(dev):
     """Time the model spent delivering due frames at the driver's sync points (nearly all of
     it on the capture threads, which touch the port most), if the model says."""
@@ -199,6 +213,7 @@ def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapsh
         wire = dev.wire
         reader = READERS[consumer](eng)
         model0 = _model_catchup_ns(dev)
+        preempt0 = _preemptions(eng)
         t0 = time.perf_counter()
         wire.play(profile)
         settle_end = played = None
@@ -223,6 +238,7 @@ def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapsh
         wall = time.perf_counter() - t0
         cpu_ns = _thread_cpu_ns(eng)
         model1 = _model_catchup_ns(dev)
+        preempt1 = _preemptions(eng)
     finally:
         if reader is not None:
             reader.close()
@@ -245,12 +261,13 @@ def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapsh
             "capture_ns_per_frame": cpu_ns / sent if cpu_ns is not None and sent else None,
             "model_ns_per_frame": model_ns / sent if model_ns is not None and sent else None,
             "capture_queue_peak": max(s["capture_queue_peak"] for s in st),
+            "preempted": preempt1 - preempt0 if None not in (preempt0, preempt1) else None,
             **({"snapshot": table} if snapshot else {})}
 
 
 # ----------------------------------------------------------------------------- the table
 def _spread(rows, key):
-    vals = [r[key] for r in rows if r[key] is not None]
+    vals = [r[key] for r in rows if r.get(key) is not None]
     return report.spread(vals) if vals else None
 
 
@@ -270,6 +287,7 @@ def summarize(runs):
                        ("sent", "delivered", "dropped_ring", "pool_dry_events",
                         "dropped_packet_buffer", "lost", "loss", "wall_s", "rate_pps")},
                     "capture_ns_per_frame": cap, "model_ns_per_frame": model,
+                    "preempted": _spread(rows, "preempted"),
                     # the model counts catch-up on every thread that touches the port: the
                     # difference is the driver's only while the capture threads did it all
                     "driver_ns_per_frame": report.spread(
@@ -306,10 +324,11 @@ def text(result):
                      f"{_pct(loss['min'])} / {_pct(loss['median'])} / {_pct(loss['max'])}",
                      _ns(r["capture_ns_per_frame"]), _ns(r["model_ns_per_frame"]),
                      _ns(r["driver_ns_per_frame"]),
+                     f"{r['preempted']['median']:,.0f}" if r["preempted"] else "-",
                      f"{r['wall_s']['median']:.2f}", "yes" if r["accounted"] else "NO"])
     t = report.table(["queues", "consumer", "pool", "sent", "delivered", "NIC drops",
                       "pool dry", "pkt buf", "loss min / median / max", "capture ns/frame",
-                      "model", "driver", "wall s", "exact"], rows)
+                      "model", "driver", "preempted", "wall s", "exact"], rows)
     g = result["goal"]
     t += (f"\n\n{result['frames']:,} frames of 64 B per run at "
           f"{result['rate_pps']:,.0f} frames/s (10 GbE line rate), {FLOWS} flows, "
@@ -320,7 +339,9 @@ def text(result):
           f"buffer overflow (MPC)\ncapture ns/frame: the capture threads' CPU time per frame "
           f"sent; model: time the model spent catching up with the wire, on whichever thread "
           f"touched the port (mostly the capture threads); driver: capture minus model, shown "
-          f"only when that is positive in every repeat\nexact: sent = delivered + taken back at stop + NIC drops + packet buffer "
+          f"only when that is positive in every repeat\npreempted: the capture threads' "
+          f"involuntary context switches during the run (the kernel gave their core to "
+          f"something else)\nexact: sent = delivered + taken back at stop + NIC drops + packet buffer "
           f"drops + on chip, in every run\ngoal (0 lost for chunks and pcap, WireCAP pool, "
           f"every repeat): {'met' if g['met'] else 'NOT met'}")
     return t

@@ -41,15 +41,16 @@ cdef inline uint32_t size_bin(uint32_t wire_len) noexcept nogil:
         3 if wire_len <= 511 else 4 if wire_len <= 1023 else 5
 
 
-cdef inline void count_rx_good(uint64_t* stat, uint32_t wire_len,
-                               const FrameInfo* fi) noexcept nogil:
-    stat[C_GPRC] += 1
-    stat[C_GORC] += wire_len
+cdef inline void count_rx_good(uint64_t* stat, uint32_t wire_len, const FrameInfo* fi,
+                               uint64_t k=1) noexcept nogil:
+    # k frames alike (the same template under the same configuration)
+    stat[C_GPRC] += k
+    stat[C_GORC] += k * wire_len
     if fi.dst_class == 2:
-        stat[C_BPRC] += 1
+        stat[C_BPRC] += k
     elif fi.dst_class == 1:
-        stat[C_MPRC] += 1
-    stat[C_PRC64 + size_bin(wire_len)] += 1
+        stat[C_MPRC] += k
+    stat[C_PRC64 + size_bin(wire_len)] += k
 
 
 cdef inline void count_tx_good(uint64_t* stat, uint32_t wire_len,

@@ -27,14 +27,6 @@ cdef enum:
     PREFETCH = 8            # descriptors ahead whose packet buffer is fetched for writing
 
 
-cdef enum:                  # what the MAC and the L2 filter decide for a frame (FrameInfo.verdict)
-    V_DELIVER = 0           # on to its RSS queue
-    V_RX_DISABLED           # RXCTRL.RXEN clear or the security block holds RX
-    V_RUNT                  # shorter than 64 bytes: RUC
-    V_LONG                  # longer than the MAC's limit: ROC
-    V_FILTERED              # no L2 filter accepts its destination
-
-
 cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi,
                   int64_t at) noexcept nogil:
     """A frame (without FCS) arrives from the wire at time ``at``. The caller holds the model
@@ -83,6 +75,18 @@ cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi,
     fence()                             # pairs with the lock-free RDT write
     drain(s)
     return 0
+
+
+cdef void count_ring_full(DeviceState s, const FrameInfo* fi, uint32_t n,
+                          uint64_t k) noexcept nogil:
+    """What k frames alike for which ring_full() held add to the counters: rx_frame's count
+    for each, in one go. The caller holds the model lock."""
+    cdef uint32_t wire_len = n + r.FCS_LEN
+    s.diag[D_WIRE_RX] += k
+    s.stat[C_TPR] += k
+    s.stat[C_TOR] += k * wire_len
+    s.stat[C_QPRDC + s.rxq[fi.queue].stat] += k
+    count_rx_good(s.stat, wire_len, fi, k)
 
 
 cdef void admit(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi) noexcept nogil:

@@ -30,7 +30,7 @@ from wirecap.sim._device cimport Device
 from wirecap.sim._frame cimport FrameInfo, parse_frame
 from wirecap.sim._iommu cimport model_lock, model_unlock
 from wirecap.sim._pcapfile cimport PcapFile, pcap_next, pcap_rewind
-from wirecap.sim._receive cimport rx_frame
+from wirecap.sim._receive cimport rx_frame, ring_full, count_ring_full
 from wirecap.includes.atomics cimport st64
 from wirecap.includes.clocks cimport mono_ns
 from wirecap.sim._state cimport Arrivals, DeviceState, NOTHING_DUE
@@ -41,6 +41,10 @@ cnp.import_array()
 
 cdef enum:
     BATCH = 64                  # frames per model-lock acquisition
+    # frames between bulk counts of those that met a full ring: a register read waits for
+    # the catch-up (_clock), so only the Python diagnostics, which take the model lock
+    # alone, can see a catch-up's counts up to this many frames late
+    FULL_BATCH = 4096
 
 
 class Pcap:
@@ -100,6 +104,10 @@ cdef class Wire(Arrivals):
     cdef uint32_t* sched
     cdef uint32_t nsched, ntempl
     cdef uint32_t si                    # sched[si] is the template of frame ``sent``
+    cdef uint64_t* full                 # per template: frames that met a full ring, to count
+    cdef uint32_t* touched              # templates with a count in ``full``
+    cdef uint32_t ntouched
+    cdef bint dropping                  # the last frame was dropped: look for a full ring
     cdef int stamp
     cdef double interval_ns, line_ns
     cdef uint64_t burst
@@ -131,9 +139,10 @@ cdef class Wire(Arrivals):
 
     cdef void _free(self):
         free(self.blob); free(self.offs); free(self.lens); free(self.infos)
-        free(self.sched)
+        free(self.sched); free(self.full); free(self.touched)
         self.blob = NULL; self.offs = NULL; self.lens = NULL; self.infos = NULL
-        self.sched = NULL
+        self.sched = NULL; self.full = NULL; self.touched = NULL
+        self.ntouched = 0
 
     # -------------------------------------------------------------- loading a source
     def _load(self, source):
@@ -185,7 +194,10 @@ cdef class Wire(Arrivals):
         self.lens = <uint32_t*>malloc(4 * self.ntempl)
         self.infos = <FrameInfo*>calloc(self.ntempl, sizeof(FrameInfo))
         self.sched = <uint32_t*>malloc(4 * self.nsched)
-        if not (self.blob and self.offs and self.lens and self.infos and self.sched):
+        self.full = <uint64_t*>calloc(self.ntempl, 8)
+        self.touched = <uint32_t*>malloc(4 * self.ntempl)
+        if not (self.blob and self.offs and self.lens and self.infos and self.sched and
+                self.full and self.touched):
             raise MemoryError("wire templates")
         cdef uint64_t off = 0, i
         cdef const uint8_t[::1] view
@@ -261,8 +273,7 @@ cdef class Wire(Arrivals):
         """Deliver, in order, the frames due by ``upto`` (ns on the monotonic clock), at most
         ``limit``; a frame arrives at its due time, or at ``now`` if that is earlier."""
         cdef uint64_t n = 0, i
-        cdef uint32_t t, ln
-        cdef const uint8_t* src
+        cdef uint32_t t
         cdef FrameInfo* fi
         cdef int64_t at
         if self.sent < self.count and upto - (self.t0 + self.next_ns) > self.max_lag_ns and \
@@ -271,29 +282,48 @@ cdef class Wire(Arrivals):
         model_lock()
         while n < limit and self.sent < self.count and self.t0 + self.next_ns <= upto:
             i = self.sent
-            if self.pcap is None:
-                t = self.sched[self.si]
-                src = self.blob + self.offs[t]
-                ln = self.lens[t]
-                fi = &self.infos[t]
-                if self.stamp >= 0:     # the template carries this frame's sequence number
-                    memcpy(self.blob + self.offs[t] + self.stamp, &i, 8)    # little-endian
-            else:
-                src, ln, fi = self.pcap.stream.data, self.pcap.stream.len, &self.pcap_fi
             at = self.t0 + self.next_ns
             if at > now:                # send(): ahead of its schedule, so it arrives now
                 at = now
             self.last_ns = at - self.t0
-            rx_frame(self.dev, src, ln, fi, at)
+            if self.pcap is None:
+                t = self.sched[self.si]
+                fi = &self.infos[t]
+                # after a drop, frames that meet a full ring are counted in bulk
+                if self.dropping and ring_full(self.dev, fi, self.lens[t]):
+                    if self.full[t] == 0:
+                        self.touched[self.ntouched] = t
+                        self.ntouched += 1
+                    self.full[t] += 1
+                else:
+                    if self.stamp >= 0:     # the template carries this frame's number
+                        memcpy(self.blob + self.offs[t] + self.stamp, &i, 8)  # little-endian
+                    self.dropping = rx_frame(self.dev, self.blob + self.offs[t], self.lens[t],
+                                             fi, at)
+            else:
+                rx_frame(self.dev, self.pcap.stream.data, self.pcap.stream.len,
+                         &self.pcap_fi, at)
             self._advance()
             n += 1
             if n & (BATCH - 1) == 0:          # let other ports' register accesses in
+                if n & (FULL_BATCH - 1) == 0:
+                    self._count_full()
                 model_unlock()
                 model_lock()
+        self._count_full()
         model_unlock()
         if self.sent >= self.count and n:
             self.finished_ns = mono_ns()
         return n
+
+    cdef void _count_full(self) noexcept nogil:
+        # the bulk count of frames that met a full ring (ring_full)
+        cdef uint32_t k, t
+        for k in range(self.ntouched):
+            t = self.touched[k]
+            count_ring_full(self.dev, &self.infos[t], self.lens[t], self.full[t])
+            self.full[t] = 0
+        self.ntouched = 0
 
     cdef uint64_t deliver(self, DeviceState s, int64_t upto) noexcept nogil:
         """On the driver's clock (called by _clock with the clock lock held)."""
