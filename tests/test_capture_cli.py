@@ -571,6 +571,14 @@ def net():
         yield pair
 
 
+def _kill(*procs):
+    """Whatever is still running when a test ends (a failed assertion) goes."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _until_listening(p, timeout=60):
     """Read p's stderr up to its "listening on" line (tcpdump's and ours)."""
     end = time.monotonic() + timeout
@@ -601,10 +609,7 @@ def test_afpacket_lines_equal_tcpdumps_on_the_same_traffic(net, tmp_path, flags)
         out, err = ours.communicate(timeout=60)
         want, _ = theirs.communicate(timeout=60)
     finally:
-        for p in (ours, theirs):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _kill(ours, theirs)
     assert ours.returncode == 0, err.decode()
     assert out == want and out.count(b"\n") >= len(frames)
     assert f"{n} packets captured".encode() in err
@@ -702,10 +707,7 @@ def test_any_records_equal_tcpdumps_on_the_same_traffic(net, tmp_path, y):
         _, err = ours.communicate(timeout=60)
         theirs.communicate(timeout=60)
     finally:
-        for p in (ours, theirs):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _kill(ours, theirs)
     assert ours.returncode == 0, err.decode()
     mine, want = read_pcap(str(ours_file)), read_pcap(str(theirs_file))
     assert mine[0] == want[0] == (113 if y else 276)
