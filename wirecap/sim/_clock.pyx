@@ -10,7 +10,8 @@ would have shown it:
   everything due; a thread that finds the lock taken leaves a request that the holder serves
   before it leaves.
 - ``enter``/``leave`` around a register access: the access waits for the lock, the frames due
-  before it are delivered, then it takes effect. Its time is read under the lock, so accesses
+  before it are delivered and counted (the wire counts in bulk: Arrivals.settle), then it
+  takes effect. Its time is read under the lock, so accesses
   and deliveries form one order in time: an RDT write at t is seen by exactly the frames due
   after t, as on silicon, whichever threads poll.
 
@@ -72,6 +73,7 @@ cdef bint enter(DeviceState s, int64_t* now) noexcept nogil:
     pthread_mutex_lock(&s.clock_lock)
     st32(&s.sync_pending, 0)
     now[0] = catch_up(s)
+    s.arrivals.settle(s)            # the access may read a counter
     return 1
 
 
@@ -95,6 +97,17 @@ cdef void detach(DeviceState s, Arrivals a):
     with nogil:
         pthread_mutex_lock(&s.clock_lock)
     if s.arrivals is a:
+        with nogil:
+            a.settle(s)
         s.arrivals = None
         st64(&s.next_due, NOTHING_DUE)
+    pthread_mutex_unlock(&s.clock_lock)
+
+
+cdef void settle(DeviceState s) noexcept nogil:
+    """Count what the schedule on the clock left to count, for a reader that is not a
+    register access."""
+    pthread_mutex_lock(&s.clock_lock)
+    if s.arrivals is not None:
+        s.arrivals.settle(s)
     pthread_mutex_unlock(&s.clock_lock)

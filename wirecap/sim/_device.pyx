@@ -57,13 +57,19 @@ cdef class Device(DeviceState):
         _clock.sync(self, now)
 
     # -------------------------------------------------------------- the driver's clock
-    def sync(self):
-        """Deliver every frame due by now, as a register access would; returns when done."""
+    def sync(self, bint poll=False):
+        """Deliver every frame due by now, as a register access would; returns when done.
+        ``poll``: as the driver's poll hook instead (Regs.sync): frames due less than 2 us
+        ago may wait, another thread's delivery is not waited for, and counters may be left
+        to count until something reads them."""
         cdef int64_t now
         cdef bint locked
         with nogil:
-            locked = _clock.enter(self, &now)
-            _clock.leave(self, locked)
+            if poll:
+                _clock.sync(self, mono_ns())
+            else:
+                locked = _clock.enter(self, &now)
+                _clock.leave(self, locked)
 
     def clock_stats(self):
         """What catching up with the wire's schedule cost the threads that touched the port:
@@ -173,6 +179,8 @@ cdef class Device(DeviceState):
 
     def diagnostics(self):
         """Model-only counters (not registers): what the datasheet's counters do not see."""
+        with nogil:
+            _clock.settle(self)
         return {name: self.diag[i] for i, name in enumerate(DIAGNOSTICS)}
 
     def unknown_accesses(self):

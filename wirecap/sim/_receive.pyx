@@ -13,19 +13,8 @@ from wirecap.sim._counters cimport (C_TPR, C_TOR, C_RUC, C_ROC, C_RNBC, C_MPC, C
                                     D_FILTERED, D_RX_RING_FAULT, D_RX_BUF_FAULT,
                                     D_QUEUE_REFUSED, count_rx_good)
 from wirecap.sim._frame cimport FrameInfo, be16, ethernet_fcs, rss_input
-from wirecap.sim._iommu cimport cached
 from wirecap.includes.atomics cimport ld32, ld64, st32, st64, fence
 from wirecap.sim._state cimport DeviceState, RxQ, PbEntry, PB_MAX
-
-cdef extern from *:
-    """
-    #define wc_prefetch_w(p) __builtin_prefetch((p), 1, 3)
-    """
-    void prefetch_w "wc_prefetch_w"(const void* p) noexcept nogil
-
-cdef enum:
-    PREFETCH = 8            # descriptors ahead whose packet buffer is fetched for writing
-
 
 cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi,
                   int64_t at) noexcept nogil:
@@ -79,14 +68,30 @@ cdef int rx_frame(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi,
 
 cdef void count_ring_full(DeviceState s, const FrameInfo* fi, uint32_t n,
                           uint64_t k) noexcept nogil:
-    """What k frames alike for which ring_full() held add to the counters: rx_frame's count
-    for each, in one go. The caller holds the model lock."""
+    """What k frames alike that rx_fast() found no descriptor for add to the counters:
+    rx_frame's count for each, in one go. The caller holds the model lock."""
     cdef uint32_t wire_len = n + r.FCS_LEN
     s.diag[D_WIRE_RX] += k
     s.stat[C_TPR] += k
     s.stat[C_TOR] += k * wire_len
     s.stat[C_QPRDC + s.rxq[fi.queue].stat] += k
     count_rx_good(s.stat, wire_len, fi, k)
+
+
+cdef void count_rx_fast(DeviceState s, const FrameInfo* fi, uint32_t n,
+                        uint64_t k) noexcept nogil:
+    """What k frames alike that rx_fast() wrote to their ring add to the counters and to EICR:
+    rx_frame's and dma_rx's count for each, in one go. The caller holds the model lock."""
+    cdef uint32_t wire_len = n + r.FCS_LEN
+    cdef RxQ* q = &s.rxq[fi.queue]
+    s.diag[D_WIRE_RX] += k
+    s.stat[C_TPR] += k
+    s.stat[C_TOR] += k * wire_len
+    count_rx_good(s.stat, wire_len, fi, k)
+    s.stat[C_QPRC + q.stat] += k
+    s.stat[C_QBRC + q.stat] += k * n
+    s.stat[C_RXDGPC] += k
+    s.regs[r.EICR >> 2] |= fi.eicr
 
 
 cdef void admit(DeviceState s, const uint8_t* d, uint32_t n, FrameInfo* fi) noexcept nogil:
@@ -199,14 +204,7 @@ cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32
     else:
         head = dma_chain(s, q, d, n, host_len, need, pkt_info, hash, status)
     st32(&q.head, head)
-    # A pool of R chunks cycles R·M buffers through the ring, so the next buffers are cold:
-    # fetch one a few descriptors ahead, or every frame's copy waits for its cache line (a
-    # DMA engine's writes cost the host nothing; the model's should cost it little). A stale
-    # or not yet armed descriptor only wastes the prefetch.
-    k = head + PREFETCH if head + PREFETCH < q.ndesc else head + PREFETCH - q.ndesc
-    dst = cached(&q.bufmap, ld64(q.ring + k * r.DESC_SIZE), 64)
-    if dst != NULL:
-        prefetch_w(dst)
+    prefetch_ahead(q, head)
     s.stat[C_QPRC + q.stat] += 1
     s.stat[C_QBRC + q.stat] += host_len
     s.stat[C_RXDGPC] += 1
@@ -223,20 +221,6 @@ cdef inline uint8_t* buffer(DeviceState s, RxQ* q, uint32_t i, uint32_t size) no
         if dst == NULL:
             s.diag[D_RX_BUF_FAULT] += 1
     return dst
-
-
-cdef inline void write_back(RxQ* q, uint32_t i, uint32_t pkt_info, uint32_t hash,
-                            uint32_t status, uint32_t length) noexcept nogil:
-    # descriptor i done: the write-back format (7.1.6), DD last
-    cdef uint8_t* desc = q.ring + i * r.DESC_SIZE
-    if q.legacy:
-        st64(desc + 8, <uint64_t>length |
-             (<uint64_t>(r.RXD_STAT_DD | (r.RXD_STAT_EOP if status & r.RXDADV_STAT_EOP else 0))
-              << 32))
-    else:
-        (<uint32_t*>desc)[0] = pkt_info
-        (<uint32_t*>desc)[1] = hash
-        st64(desc + 8, <uint64_t>status | (<uint64_t>length << 32))
 
 
 cdef uint32_t dma_chain(DeviceState s, RxQ* q, const uint8_t* d, uint32_t n, uint32_t host_len,

@@ -65,6 +65,9 @@ cdef class Arrivals:
     # deliver, in arrival order, every frame due by ``upto`` (CLOCK_MONOTONIC ns); set
     # s.next_due; return how many. Called with the port's clock lock held (_clock).
     cdef uint64_t deliver(self, DeviceState s, int64_t upto) noexcept nogil
+    # add to the counters what deliver() left to count in bulk: before anything reads a
+    # counter (every register access, diagnostics), with the clock lock held
+    cdef void settle(self, DeviceState s) noexcept nogil
 
 
 cdef class DeviceState:

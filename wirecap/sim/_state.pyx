@@ -16,6 +16,9 @@ cdef class Arrivals:
         s.next_due = NOTHING_DUE
         return 0
 
+    cdef void settle(self, DeviceState s) noexcept nogil:
+        pass
+
 
 cdef class DeviceState:
 

@@ -30,7 +30,8 @@ from wirecap.sim._device cimport Device
 from wirecap.sim._frame cimport FrameInfo, parse_frame
 from wirecap.sim._iommu cimport model_lock, model_unlock
 from wirecap.sim._pcapfile cimport PcapFile, pcap_next, pcap_rewind
-from wirecap.sim._receive cimport rx_frame, ring_full, count_ring_full
+from wirecap.sim._receive cimport (rx_frame, rx_fast, count_rx_fast, count_ring_full,
+                                   FAST_NONE, FAST_DMA)
 from wirecap.includes.atomics cimport st64
 from wirecap.includes.clocks cimport mono_ns
 from wirecap.sim._state cimport Arrivals, DeviceState, NOTHING_DUE
@@ -41,10 +42,6 @@ cnp.import_array()
 
 cdef enum:
     BATCH = 64                  # frames per model-lock acquisition
-    # frames between bulk counts of those that met a full ring: a register read waits for
-    # the catch-up (_clock), so only the Python diagnostics, which take the model lock
-    # alone, can see a catch-up's counts up to this many frames late
-    FULL_BATCH = 4096
 
 
 class Pcap:
@@ -104,10 +101,12 @@ cdef class Wire(Arrivals):
     cdef uint32_t* sched
     cdef uint32_t nsched, ntempl
     cdef uint32_t si                    # sched[si] is the template of frame ``sent``
-    cdef uint64_t* full                 # per template: frames that met a full ring, to count
-    cdef uint32_t* touched              # templates with a count in ``full``
+    # per template: frames rx_fast wrote to a ring, and frames that met a full one, not yet
+    # counted (settle); the templates with a count
+    cdef uint64_t* got
+    cdef uint64_t* full
+    cdef uint32_t* touched
     cdef uint32_t ntouched
-    cdef bint dropping                  # the last frame was dropped: look for a full ring
     cdef int stamp
     cdef double interval_ns, line_ns
     cdef uint64_t burst
@@ -138,11 +137,13 @@ cdef class Wire(Arrivals):
         self._free()
 
     cdef void _free(self):
+        if self.ntouched:                   # the templates' counts go first
+            with nogil:
+                self.settle(self.dev)
         free(self.blob); free(self.offs); free(self.lens); free(self.infos)
-        free(self.sched); free(self.full); free(self.touched)
+        free(self.sched); free(self.got); free(self.full); free(self.touched)
         self.blob = NULL; self.offs = NULL; self.lens = NULL; self.infos = NULL
-        self.sched = NULL; self.full = NULL; self.touched = NULL
-        self.ntouched = 0
+        self.sched = NULL; self.got = NULL; self.full = NULL; self.touched = NULL
 
     # -------------------------------------------------------------- loading a source
     def _load(self, source):
@@ -194,10 +195,11 @@ cdef class Wire(Arrivals):
         self.lens = <uint32_t*>malloc(4 * self.ntempl)
         self.infos = <FrameInfo*>calloc(self.ntempl, sizeof(FrameInfo))
         self.sched = <uint32_t*>malloc(4 * self.nsched)
+        self.got = <uint64_t*>calloc(self.ntempl, 8)
         self.full = <uint64_t*>calloc(self.ntempl, 8)
         self.touched = <uint32_t*>malloc(4 * self.ntempl)
         if not (self.blob and self.offs and self.lens and self.infos and self.sched and
-                self.full and self.touched):
+                self.got and self.full and self.touched):
             raise MemoryError("wire templates")
         cdef uint64_t off = 0, i
         cdef const uint8_t[::1] view
@@ -242,17 +244,66 @@ cdef class Wire(Arrivals):
         parse_frame(self.pcap.stream.data, self.pcap.stream.len, &self.pcap_fi)
         return 1
 
-    cdef void _advance(self) noexcept nogil:
-        """Frame ``sent`` went out: move to the next and compute when it is due."""
+    cdef uint64_t _due_by(self, int64_t T) noexcept nogil:
+        """How many profile frames are due by T ns after the first (frame ``sent`` is):
+        estimated from the rate, then made exact against _due's rounding."""
+        cdef uint64_t i, b, k
+        cdef double per
+        if self.burst:
+            per = self.burst * self.interval_ns
+            b = <uint64_t>(T / per)
+            k = <uint64_t>((T - b * per) / self.line_ns) + 1
+            i = b * self.burst + (k if k < self.burst else self.burst)
+        else:
+            i = <uint64_t>(T / self.interval_ns) + 1
+        if i > self.count:
+            i = self.count
+        while i > self.sent + 1 and self._due(i - 1) > T:
+            i -= 1
+        while i < self.count and self._due(i) <= T:
+            i += 1
+        return i
+
+    cdef void _profile_frames(self, uint64_t m, int64_t now) noexcept nogil:
+        """Deliver the next m profile frames, all due: each in rx_fast's few instructions when
+        it can, counted later with the others of its template (settle), else by rx_frame.
+        A frame arrives at its due time, or at ``now`` if that is earlier."""
+        cdef uint64_t i = self.sent, end = self.sent + m
+        cdef uint32_t si = self.si, t
+        cdef FrameInfo* fi
+        cdef int64_t at
+        cdef int k
+        while i < end:
+            t = self.sched[si]
+            fi = &self.infos[t]
+            k = rx_fast(self.dev, self.blob + self.offs[t], self.lens[t], fi, self.stamp, i)
+            if k == FAST_NONE:
+                at = self.t0 + self._due(i)
+                if self.stamp >= 0:         # the template carries this frame's number
+                    memcpy(self.blob + self.offs[t] + self.stamp, &i, 8)  # little-endian
+                rx_frame(self.dev, self.blob + self.offs[t], self.lens[t], fi,
+                         at if at < now else now)
+            else:
+                if self.got[t] == 0 and self.full[t] == 0:
+                    self.touched[self.ntouched] = t
+                    self.ntouched += 1
+                if k == FAST_DMA:
+                    self.got[t] += 1
+                else:
+                    self.full[t] += 1
+            i += 1
+            si = si + 1 if si + 1 < self.nsched else 0
+        self.sent, self.si = end, si
+        at = self.t0 + self._due(end - 1)
+        self.last_ns = (at if at < now else now) - self.t0
+        if end < self.count:
+            self.next_ns = self._due(end)
+
+    cdef void _next_record(self) noexcept nogil:
+        """Pcap frame ``sent`` went out: read the next record and compute when it is due."""
         cdef int64_t gap
         self.sent += 1
-        if self.sent >= self.count:
-            return
-        if self.pcap is None:
-            self.si = self.si + 1 if self.si + 1 < self.nsched else 0
-            self.next_ns = self._due(self.sent)
-            return
-        if not self._read_record():
+        if self.sent >= self.count or not self._read_record():
             return
         if self.interval_ns:
             self.next_ns = <int64_t>(self.sent * self.interval_ns)
@@ -272,58 +323,56 @@ cdef class Wire(Arrivals):
     cdef uint64_t _run(self, int64_t upto, int64_t now, uint64_t limit) noexcept nogil:
         """Deliver, in order, the frames due by ``upto`` (ns on the monotonic clock), at most
         ``limit``; a frame arrives at its due time, or at ``now`` if that is earlier."""
-        cdef uint64_t n = 0, i
-        cdef uint32_t t
-        cdef FrameInfo* fi
+        cdef uint64_t n = 0, m
         cdef int64_t at
         if self.sent < self.count and upto - (self.t0 + self.next_ns) > self.max_lag_ns and \
                 upto != NOTHING_DUE:
             self.max_lag_ns = upto - (self.t0 + self.next_ns)
         model_lock()
         while n < limit and self.sent < self.count and self.t0 + self.next_ns <= upto:
-            i = self.sent
-            at = self.t0 + self.next_ns
-            if at > now:                # send(): ahead of its schedule, so it arrives now
-                at = now
-            self.last_ns = at - self.t0
-            if self.pcap is None:
-                t = self.sched[self.si]
-                fi = &self.infos[t]
-                # after a drop, frames that meet a full ring are counted in bulk
-                if self.dropping and ring_full(self.dev, fi, self.lens[t]):
-                    if self.full[t] == 0:
-                        self.touched[self.ntouched] = t
-                        self.ntouched += 1
-                    self.full[t] += 1
-                else:
-                    if self.stamp >= 0:     # the template carries this frame's number
-                        memcpy(self.blob + self.offs[t] + self.stamp, &i, 8)  # little-endian
-                    self.dropping = rx_frame(self.dev, self.blob + self.offs[t], self.lens[t],
-                                             fi, at)
+            if self.pcap is None:       # all that is due, up to the next lock release
+                m = self._due_by(upto - self.t0) - self.sent
+                m = min(m, limit - n, BATCH - (n & (BATCH - 1)))
+                self._profile_frames(m, now)
+                n += m
             else:
+                at = self.t0 + self.next_ns
+                if at > now:            # send(): ahead of its schedule, so it arrives now
+                    at = now
+                self.last_ns = at - self.t0
                 rx_frame(self.dev, self.pcap.stream.data, self.pcap.stream.len,
                          &self.pcap_fi, at)
-            self._advance()
-            n += 1
+                self._next_record()
+                n += 1
             if n & (BATCH - 1) == 0:          # let other ports' register accesses in
-                if n & (FULL_BATCH - 1) == 0:
-                    self._count_full()
+                if not self.on_clock:   # off the clock nothing settles before a read
+                    self._count()
                 model_unlock()
                 model_lock()
-        self._count_full()
+        if not self.on_clock:
+            self._count()
         model_unlock()
         if self.sent >= self.count and n:
             self.finished_ns = mono_ns()
         return n
 
-    cdef void _count_full(self) noexcept nogil:
-        # the bulk count of frames that met a full ring (ring_full)
+    cdef void _count(self) noexcept nogil:
+        # the bulk count of the frames rx_fast took; the caller holds the model lock
         cdef uint32_t k, t
         for k in range(self.ntouched):
             t = self.touched[k]
-            count_ring_full(self.dev, &self.infos[t], self.lens[t], self.full[t])
-            self.full[t] = 0
+            if self.got[t]:
+                count_rx_fast(self.dev, &self.infos[t], self.lens[t], self.got[t])
+            if self.full[t]:
+                count_ring_full(self.dev, &self.infos[t], self.lens[t], self.full[t])
+            self.got[t] = self.full[t] = 0
         self.ntouched = 0
+
+    cdef void settle(self, DeviceState s) noexcept nogil:
+        if self.ntouched:
+            model_lock()
+            self._count()
+            model_unlock()
 
     cdef uint64_t deliver(self, DeviceState s, int64_t upto) noexcept nogil:
         """On the driver's clock (called by _clock with the clock lock held)."""
