@@ -19,7 +19,10 @@ cdef enum:                  # what rx_fast did with a frame
     FAST_FULL               # dropped for want of a descriptor (DROP_EN); count_ring_full
 
 cdef enum:
-    PREFETCH = 8            # descriptors ahead whose packet buffer is fetched for writing
+    # how far ahead on the wire the packet buffers of coming frames are fetched for writing,
+    # spread over the queues that receive (DeviceState.rx_prefetch descriptors each): nearer
+    # is fetched too late, farther is fetched too early to still be there (measured)
+    PREFETCH_FRAMES = 16
 
 cdef extern from *:
     """
@@ -35,6 +38,7 @@ cdef void count_rx_fast(DeviceState s, const FrameInfo* fi, uint32_t n,
                         uint64_t k) noexcept nogil
 cdef void drain(DeviceState s) noexcept nogil
 cdef void enable_rx(DeviceState s, uint32_t q) noexcept nogil
+cdef void disable_rx(DeviceState s, uint32_t q) noexcept nogil
 
 
 cdef inline void write_back(RxQ* q, uint32_t i, uint32_t pkt_info, uint32_t hash,
@@ -51,13 +55,17 @@ cdef inline void write_back(RxQ* q, uint32_t i, uint32_t pkt_info, uint32_t hash
         st64(desc + 8, <uint64_t>status | (<uint64_t>length << 32))
 
 
-cdef inline void prefetch_ahead(RxQ* q, uint32_t head) noexcept nogil:
+cdef inline void prefetch_ahead(RxQ* q, uint32_t head, uint32_t ahead) noexcept nogil:
     # A pool of R chunks cycles R·M buffers through the ring, so the next buffers are cold:
-    # fetch one a few descriptors ahead, or every frame's copy waits for its cache line (a
+    # fetch one ``ahead`` descriptors on, or every frame's copy waits for its cache line (a
     # DMA engine's writes cost the host nothing; the model's should cost it little). A stale
     # or not yet armed descriptor only wastes the prefetch.
-    cdef uint32_t k = head + PREFETCH if head + PREFETCH < q.ndesc else head + PREFETCH - q.ndesc
-    cdef uint8_t* dst = cached(&q.bufmap, ld64(q.ring + k * r.DESC_SIZE), 64)
+    cdef uint32_t k
+    cdef uint8_t* dst
+    if ahead >= q.ndesc:
+        return
+    k = head + ahead if head + ahead < q.ndesc else head + ahead - q.ndesc
+    dst = cached(&q.bufmap, ld64(q.ring + k * r.DESC_SIZE), 64)
     if dst != NULL:
         prefetch_w(dst)
 
@@ -92,5 +100,5 @@ cdef inline int rx_fast(DeviceState s, const uint8_t* d, uint32_t n, const Frame
     write_back(q, head, fi.pkt_info, fi.hash, fi.status, n)
     head = head + 1 if head + 1 < q.ndesc else 0
     st32(&q.head, head)
-    prefetch_ahead(q, head)
+    prefetch_ahead(q, head, s.rx_prefetch)
     return FAST_DMA

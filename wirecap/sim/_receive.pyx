@@ -204,7 +204,7 @@ cdef int dma_rx(DeviceState s, uint32_t qi, const uint8_t* d, uint32_t n, uint32
     else:
         head = dma_chain(s, q, d, n, host_len, need, pkt_info, hash, status)
     st32(&q.head, head)
-    prefetch_ahead(q, head)
+    prefetch_ahead(q, head, s.rx_prefetch)
     s.stat[C_QPRC + q.stat] += 1
     s.stat[C_QBRC + q.stat] += host_len
     s.stat[C_RXDGPC] += 1
@@ -315,3 +315,18 @@ cdef void enable_rx(DeviceState s, uint32_t q) noexcept nogil:
     s.rxq[q].legacy = dtype == r.SRRCTL_DESCTYPE_LEGACY
     s.rxq[q].ring = NULL
     s.rxq[q].enabled = 1
+    spread_prefetch(s)
+
+
+cdef void disable_rx(DeviceState s, uint32_t q) noexcept nogil:
+    s.rxq[q].enabled = 0
+    spread_prefetch(s)
+
+
+cdef void spread_prefetch(DeviceState s) noexcept nogil:
+    # PREFETCH_FRAMES of the wire, shared by the queues that receive
+    cdef uint32_t i, n = 0
+    for i in range(128):
+        n += s.rxq[i].enabled
+    s.rx_prefetch = PREFETCH_FRAMES // n if n and PREFETCH_FRAMES // n > 2 else \
+        (2 if n else PREFETCH_FRAMES)

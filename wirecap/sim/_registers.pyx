@@ -15,7 +15,7 @@ from wirecap.sim import regfile
 from wirecap.sim._counters cimport *
 from wirecap.sim._frame cimport toeplitz_table
 from wirecap.sim._iommu cimport model_lock, model_unlock
-from wirecap.sim._receive cimport drain, enable_rx
+from wirecap.sim._receive cimport drain, enable_rx, disable_rx
 from wirecap.includes.atomics cimport ld32, st32, fence
 from wirecap.sim._state cimport (DeviceState, RxQ, NWORDS, NVM_WORDS, UNKNOWN_LOG, link_up,
                                  load32, store32, now_ns)
@@ -117,6 +117,7 @@ cdef void reset(DeviceState s, int64_t now) noexcept nogil:
         s.txq[i].head = s.txq[i].tail = 0
         s.txq[i].stat = 0
         s.txq[i].wb_iova = 0
+    disable_rx(s, 0)                # all queues off: what depends on how many receive
     s.pb_head = s.pb_count = 0
     s.pb_tail = s.pb_bytes = 0
     # EEC.PRES/ARD are the device's (read_word); the NVM loads RAL(0)/RAH(0): 02:57:43:50:ii:00
@@ -408,7 +409,7 @@ cdef void write_word(DeviceState s, uint32_t w, uint32_t val, int64_t now) noexc
             if not s.rxq[q].enabled:
                 enable_rx(s, q)
         else:
-            s.rxq[q].enabled = 0
+            disable_rx(s, q)
         return
     if h == H_RDH:
         s.rxq[q].head = val

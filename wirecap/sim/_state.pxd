@@ -100,6 +100,7 @@ cdef class DeviceState:
     cdef uint64_t pb_bytes          # accounting against RXPBSIZE: frames with FCS
     # RSS
     cdef uint32_t cfg_gen           # changes with every configuration write (FrameInfo caches)
+    cdef uint32_t rx_prefetch       # descriptors ahead each queue's buffers are fetched
     cdef uint32_t toeplitz[36][256]
     cdef uint8_t reta[128]
     # reset and link timing
