@@ -60,3 +60,20 @@ def test_wire_thread_plays_the_same_traffic_and_accounts_for_every_frame():
 def test_wire_thread_needs_traffic():
     p = wirecap("capture", "-i", "sim:0", "--wire-thread", "-c", "1")
     assert p.returncode == 2 and "--traffic" in p.stderr
+
+
+@pytest.mark.parametrize("args, says", [(["--rt-priority", "0"], "from 1 to"),
+                                        (["--rt-priority", "5", "--inline"], "--inline")])
+def test_rt_priority_refuses_what_cannot_be_in_one_line(args, says):
+    p = wirecap("capture", "-i", "sim:0", *args, "--traffic", "count=10", "--json")
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and "Traceback" not in p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or len(os.sched_getaffinity(0)) < 2,
+                    reason="SCHED_FIFO needs root and a CPU left to the application")
+def test_rt_priority_captures_and_accounts_for_every_frame():
+    s = summary("--rt-priority", "5", "--queues", "4",
+                "--traffic", "count=200000,size=64,flows=64,rate=2e6")
+    assert s["wire_sent"] == 200_000 and conserved(s)

@@ -106,6 +106,9 @@ def add_commands(sub):
                    help="CPUs for the capture threads, one thread per CPU, each serving its "
                         "share of the queues, e.g. 1 or 0,1 or 2-3 (default: every CPU but "
                         "one, at most one thread per queue)")
+    w.add_argument("--rt-priority", metavar="N", type=int, default=None,
+                   help="run the capture threads under SCHED_FIFO at priority N (1-99, as "
+                        "chrt -f N; root): nothing ordinary preempts them")
     w.add_argument("--wire-thread", action="store_true",
                    help="for sim: devices, pace --traffic from a thread of the model's own (a "
                         "core of its own, as silicon's MAC) instead of the driver's clock")
@@ -173,6 +176,9 @@ def check(args):
             raise WirecapError("--capture-cpus places capture threads; --inline has none: "
                                "give one of them")
         args.capture_cpus = parse_cpu_list("--capture-cpus", args.capture_cpus)
+    if args.rt_priority is not None and args.inline:
+        raise WirecapError("--rt-priority schedules capture threads; --inline has none: "
+                           "give one of them")
     if args.wire_thread and not args.traffic:
         raise WirecapError("--wire-thread paces --traffic: give --traffic PROFILE too")
     if args.duration is not None and not (math.isfinite(args.duration) and
@@ -323,7 +329,7 @@ def _open_and_capture(args, devices, source, chunks, options, sink):
     eng = Engine(devices, queues=args.queues, mode=args.mode, threshold=args.threshold,
                  segment=args.segment, ndesc=args.ndesc, chunks=chunks,
                  threads=not args.inline, promiscuous=args.promiscuous,
-                 capture_cpus=args.capture_cpus, **options)
+                 capture_cpus=args.capture_cpus, rt_priority=args.rt_priority, **options)
     try:
         from .pcap import Handle
         handles = [Handle(eng, q, snaplen=args.snaplen) for q in range(len(eng.workers))]

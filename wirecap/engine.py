@@ -63,13 +63,19 @@ class Engine:
                onto the capture thread's core (it is where the wake-up came from), and every
                such wake-up preempts capture for longer than a ring lasts at line rate. stop()
                gives the thread back its CPUs.
+    rt_priority    run the capture threads under SCHED_FIFO at this priority (1-99), as
+               ``chrt -f N`` would: ordinary tasks (kernel threads included) then never take
+               their cores, which at line rate no ring outlasts (a 1,024-descriptor ring lasts
+               69 us). Needs root (CAP_SYS_NICE), and CPUs left to the application: a
+               real-time thread that polls would starve everything else on its core.
+               Default None: ordinary scheduling
     rss_key    the 40-byte Toeplitz key for 82599 devices (default: the datasheet's example)
     """
 
     def __init__(self, devices="sim:0", queues=1, mode="basic", threshold=0.6, segment=256,
                  chunks=None, ndesc=1024, bufsize=2048, flush_us=1000, threads=True,
                  capture_cpus=None, promiscuous=True, counter_interval=1.0, block_size=None,
-                 fanout="hash", rss_key=None, app_cpus=None):
+                 fanout="hash", rss_key=None, app_cpus=None, rt_priority=None):
         if mode not in MODES:
             raise WirecapError(f"mode {mode!r}: choose 'basic' or 'advanced'")
         if not (_number(threshold) and 0 < threshold <= 1):
@@ -99,6 +105,7 @@ class Engine:
             raise WirecapError("no device given: name one, e.g. sim:0")
         self._cpus = _capture_cpus(capture_cpus, queues * len(names)) if threads else []
         self._app_cpus = _app_cpus(app_cpus, self._cpus)
+        self._rt = _rt_priority(rt_priority, self._cpus, threads)
         self._app_thread = None         # (native id, its CPUs before start())
         self.mode, self.threshold, self.threads = mode, threshold, threads
         self.nics, self.workers = [], []
@@ -190,7 +197,8 @@ class Engine:
         for i, (ct, cpus) in enumerate(zip(self.capture_threads, self._cpus)):
             ready = threading.Event()
             ct.resume()
-            t = threading.Thread(target=_capture_thread, args=(ct, cpus, ready, failed),
+            t = threading.Thread(target=_capture_thread, args=(ct, cpus, self._rt, ready,
+                                                               failed),
                                  name=f"wirecap-capture-{i}", daemon=True)
             self._threads.append(t)
             t.start()
@@ -429,6 +437,25 @@ def _app_cpus(spec, capture):
     return cpus
 
 
+def _rt_priority(spec, capture, threads):
+    """The capture threads' SCHED_FIFO priority, from Engine's ``rt_priority``, or None."""
+    if spec is None:
+        return None
+    top = os.sched_get_priority_max(os.SCHED_FIFO)
+    if not _whole(spec) or not 1 <= spec <= top:
+        raise WirecapError(f"rt_priority={spec!r}: a SCHED_FIFO priority from 1 to {top}, or "
+                           f"None for ordinary scheduling")
+    if not threads:
+        raise WirecapError("rt_priority applies to capture threads; with threads=False there "
+                           "are none: drop one of them")
+    allowed = set(os.sched_getaffinity(0))
+    if allowed <= set().union(*capture):
+        raise WirecapError(f"rt_priority={spec}: the capture threads would poll on every CPU "
+                           f"this process may use ({_cpu_list(sorted(allowed))}) and starve "
+                           f"the rest; leave one to the application with capture_cpus")
+    return spec
+
+
 def _capture_cpus(spec, nqueues):
     """One CPU set per capture thread, from Engine's ``capture_cpus`` (see there)."""
     allowed = sorted(os.sched_getaffinity(0))
@@ -475,7 +502,7 @@ def _cpu_list(cpus):
     return ",".join(str(c) for c in cpus)
 
 
-def _capture_thread(ct, cpus, ready, failed):
+def _capture_thread(ct, cpus, rt, ready, failed):
     # the body of a capture thread: pin it, say whether that worked, then poll until stop()
     try:
         ct.pin(cpus)
@@ -483,5 +510,13 @@ def _capture_thread(ct, cpus, ready, failed):
         failed.append(f"cannot run on CPUs {_cpu_list(sorted(cpus))}: {e.strerror}")
         ready.set()
         return
+    if rt:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt))     # this thread
+        except OSError as e:
+            failed.append(f"cannot run at real-time priority {rt} (SCHED_FIFO): {e.strerror}; "
+                          f"run as root (CAP_SYS_NICE) or leave rt_priority unset")
+            ready.set()
+            return
     ready.set()
     ct.run()
