@@ -13,7 +13,6 @@ import json
 import math
 import os
 import pwd
-import select
 import signal
 import sys
 import time
@@ -500,7 +499,6 @@ def _live(args, eng, handles, source, sink):
         w.play(source, concurrent=args.wire_thread)
     quiet_until = None
     next_progress = 0.0
-    fds = [h.fileno() for h in handles]
     try:
         while not stop and not run.done:
             got = False
@@ -530,7 +528,7 @@ def _live(args, eng, handles, source, sink):
                 _progress(eng, run, now - t0)
                 next_progress = now + 0.25
             if not got and eng.threads:
-                select.select(fds, [], [], 0.02)
+                eng.wait(timeout=0.02)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

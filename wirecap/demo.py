@@ -34,6 +34,9 @@ def add_commands(sub):
     p.add_argument("--x", type=int, default=300, help="the slow consumer's units of work per "
                                                       "packet (the paper's heavy load: 300)")
     p.add_argument("--chunks", type=int, default=500, help="WireCAP's pool size R for the burst")
+    p.add_argument("--rt-priority", type=int, default=None, metavar="N",
+                   help="line-rate capture thread under SCHED_FIFO at N (default: 10 as root; "
+                        "0: ordinary scheduling)")
     p.set_defaults(func=demo)
 
 
@@ -41,11 +44,11 @@ def _n(v):
     return f"{v:,}"
 
 
-def line_rate_part(frames, queues, ndesc=LINE_RATE_RING):
+def line_rate_part(frames, queues, ndesc=LINE_RATE_RING, rt_priority=None):
     """Run the line-rate capture; returns its row (see bench.linerate.run_once)."""
     from .bench import linerate
     return linerate.run_once(queues, "chunks", False, frames, ndesc, SEGMENT, 100,
-                             snapshot=True)
+                             snapshot=True, rt_priority=rt_priority)
 
 
 def line_rate_lines(row):
@@ -115,7 +118,8 @@ def burst_lines(runs, x):
 ADVICE = [
     "wirecap bench linerate --quick --ndesc 4096  # every consumer, 1 and 4 queues",
     "wirecap bench paper --figure 9 --quick         # the paper's Figure 9 on the model",
-    "wirecap capture -i sim:0 --queues 4 --ndesc 4096 --traffic count=1e7,size=64 "
+    "wirecap capture -i sim:0 --queues 4 --ndesc 4096 --rt-priority 10 "
+    "--traffic count=1e7,size=64 "
     "-w /dev/shm/x.pcap",
 ]
 
@@ -128,10 +132,16 @@ def demo(args):
     if not SEGMENT <= args.ndesc <= 8192 or args.ndesc % SEGMENT:
         raise WirecapError(f"--ndesc {args.ndesc}: {SEGMENT} to 8192 descriptors, a multiple of the "
                            f"segment M={SEGMENT}; give e.g. --ndesc 4096")
+    from .bench import linerate
+    rt = linerate.default_rt_priority() if args.rt_priority is None else \
+        (args.rt_priority or None)
+    setup = linerate.prepare_hugepages(args.queues, args.ndesc, SEGMENT, 100)
+    if setup:
+        print(setup)
     print(f"1. line rate: sim:0, the 82599 model, {args.queues} RSS queue(s), rings of "
-          f"{args.ndesc} "
-          f"descriptors, pools of R=100 chunks x M={SEGMENT}\n")
-    row = line_rate_part(args.frames, args.queues, args.ndesc)
+          f"{args.ndesc} descriptors, pools of R=100 chunks x M={SEGMENT}, capture thread "
+          f"{f'under SCHED_FIFO {rt}' if rt else 'scheduled as usual'}\n")
+    row = line_rate_part(args.frames, args.queues, args.ndesc, rt)
     print(row["snapshot"])
     print("\n" + "\n".join(line_rate_lines(row)))
     print(f"\n2. a burst into a slow consumer: ring-only (R = N/M + 1 = "

@@ -33,6 +33,7 @@ DROPS = ("nic_dropped", "buffer_dropped", "mac_dropped")   # every place a frame
 U32 = 0xFFFFFFFF
 MAX_FLUSH_US = 1e12                 # about 11 days: longer is "never" (None)
 MAX_COUNTER_INTERVAL = 60.0
+SPIN_US = 50                        # a reader polls this long before it sleeps (wait())
 
 
 class Engine:
@@ -326,7 +327,17 @@ class Engine:
             if left is not None and left <= 0:
                 return None
             wait = 0.001 if not self.threads else (0.05 if left is None else min(left, 0.05))
-            select.select([w.capture_q], [], [], wait)
+            self.wait([queue], wait)
+
+    def wait(self, queues=None, timeout=None):
+        """Until a chunk waits on one of ``queues`` (default: every queue), at most
+        ``timeout`` seconds (None: no limit): True if one does. It polls the capture queues
+        for up to SPIN_US first, as a DPDK reader polls, and only then sleeps on their fds
+        (``fileno()``), so that a reader keeping up with line rate never sleeps."""
+        ws = self.workers if queues is None else [self._worker(q) for q in queues]
+        if self.threads and _engine.spin_ready(ws, SPIN_US * 1000):     # inline: nobody fills
+            return True
+        return bool(select.select([w.capture_q for w in ws], [], [], timeout)[0])
 
     def chunks(self, queue=0, timeout=None):
         """Iterate over captured chunks of ``queue``; ends after ``timeout`` idle seconds or

@@ -67,6 +67,9 @@ def add_commands(sub):
     lr.add_argument("--ndesc", type=int, default=1024, help="descriptors per receive ring N")
     lr.add_argument("--segment", type=int, default=256, help="descriptor segment size M")
     lr.add_argument("--chunks", type=int, default=100, help="WireCAP's pool size R")
+    lr.add_argument("--rt-priority", type=int, default=None, metavar="N",
+                    help="capture threads under SCHED_FIFO at N (default: 10 as root; 0: "
+                         "ordinary scheduling)")
     lr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lr.set_defaults(func=_run_linerate)
 

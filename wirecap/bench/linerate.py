@@ -25,7 +25,6 @@ driver's sync points) is reported apart when the model says how long that took.
 from __future__ import annotations
 
 import os
-import select
 import tempfile
 import time
 
@@ -37,6 +36,8 @@ from ..sim import TrafficProfile, line_rate_pps
 from . import handler, report
 
 CONSUMERS = ("chunks", "pcap", "loop", "handler")
+RT_PRIORITY = 10                # the capture threads' SCHED_FIFO priority, run as root
+HUGE_PAGE = 2 << 20
 FULL_FRAMES, QUICK_FRAMES = 10 ** 8, 10 ** 7
 FLOWS = 64
 ROTATE_BYTES = 1 << 30          # the pcap file starts over past this size
@@ -51,6 +52,33 @@ def geometry(ring_only, ndesc, segment, chunks):
             "chunks": ndesc // segment + 1 if ring_only else chunks}
 
 
+def default_rt_priority():
+    """SCHED_FIFO for the capture threads when this process may (root) and a CPU stays with
+    the application: a line-rate run then measures capture, not the kernel's other tasks
+    taking the capture core (README, "Line rate, end to end")."""
+    return RT_PRIORITY if os.geteuid() == 0 and len(os.sched_getaffinity(0)) > 1 else None
+
+
+def prepare_hugepages(queues, ndesc, segment, chunks, bufsize=2048):
+    """As root, reserve the 2 MiB hugepages the receive pools need if too few are free (what
+    ``wirecap hugepages --reserve`` does): in 4 KiB pages every frame's buffer costs the model
+    a TLB miss. Returns what was done, one line, or None."""
+    from vfio_setup import hugepages
+    from vfio_setup.host import Host
+    need = queues * (-(-chunks * segment * bufsize // HUGE_PAGE) + 1)   # + its ring
+    host = Host(out=lambda line: None)
+    pool = next((p for p in hugepages.pools(host) if p.node is None and
+                 p.size_kb == HUGE_PAGE >> 10), None)
+    if os.geteuid() != 0 or pool is None or pool.free >= need:
+        return None
+    total = pool.total + need - pool.free
+    hugepages.reserve(host, total, "2M", do_mount=False)
+    got = next(p for p in hugepages.pools(host) if p.node is None and
+               p.size_kb == HUGE_PAGE >> 10)
+    return (f"reserved {got.total - pool.total} more 2 MiB hugepages for the receive pools "
+            f"(now {got.total}, as `wirecap hugepages --reserve {total}`)")
+
+
 # ----------------------------------------------------------------------------- consumers
 class _Reader:
     """One thread reading every queue in turn, as ``wirecap capture`` does."""
@@ -58,7 +86,6 @@ class _Reader:
     def __init__(self, eng):
         self.eng = eng
         self.read = 0
-        self.fds = [w.capture_q for w in eng.workers]
 
     def pass_(self):
         """Take what waits on every queue; packets taken."""
@@ -69,7 +96,7 @@ class _Reader:
         return n
 
     def wait(self, timeout):
-        select.select(self.fds, [], [], timeout)
+        self.eng.wait(timeout=timeout)
 
     def close(self):
         pass
@@ -199,12 +226,13 @@ def _drops(eng):
     return ring, missed, pending, st
 
 
-def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapshot=False):
+def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapshot=False,
+             rt_priority=None):
     """One run: returns its row (counts, drops by place, capture-thread cost, wall time; and
     with ``snapshot`` the engine's per-queue statistics table at the end)."""
     sim.reset()                         # every run starts from a power-on model port
     geo = geometry(ring_only, ndesc, segment, chunks)
-    eng = Engine("sim:0", queues=queues, flush_us=1000, **geo)
+    eng = Engine("sim:0", queues=queues, flush_us=1000, rt_priority=rt_priority, **geo)
     profile = TrafficProfile(count=frames, sizes=(64,), flows=FLOWS)
     reader = None
     try:
@@ -326,6 +354,7 @@ def text(result):
                      _ns(r["driver_ns_per_frame"]),
                      f"{r['preempted']['median']:,.0f}" if r["preempted"] else "-",
                      f"{r['wall_s']['median']:.2f}", "yes" if r["accounted"] else "NO"])
+    rt = result.get("rt_priority")
     t = report.table(["queues", "consumer", "pool", "sent", "delivered", "NIC drops",
                       "pool dry", "pkt buf", "loss min / median / max", "capture ns/frame",
                       "model", "driver", "preempted", "wall s", "exact"], rows)
@@ -333,7 +362,9 @@ def text(result):
     t += (f"\n\n{result['frames']:,} frames of 64 B per run at "
           f"{result['rate_pps']:,.0f} frames/s (10 GbE line rate), {FLOWS} flows, "
           f"{result['repeats']} repeats; ring N={result['ndesc']}, segment M="
-          f"{result['segment']}; medians unless min / median / max"
+          f"{result['segment']}; capture threads "
+          f"{f'SCHED_FIFO {rt}' if rt else 'SCHED_OTHER'}"
+          f"; medians unless min / median / max"
           f"\nNIC drops: frames the NIC dropped for want of an armed descriptor (QPRDC); pool "
           f"dry: times the driver had no free chunk to re-arm a segment; pkt buf: packet "
           f"buffer overflow (MPC)\ncapture ns/frame: the capture threads' CPU time per frame "
@@ -357,6 +388,10 @@ def run(args):
         if c not in CONSUMERS:
             raise WirecapError(f"--consumers: {c!r} is not one of {', '.join(CONSUMERS)}")
     geometry(False, args.ndesc, args.segment, args.chunks)      # refuses a bad geometry now
+    rt = default_rt_priority() if args.rt_priority is None else (args.rt_priority or None)
+    setup = prepare_hugepages(max(args.queues), args.ndesc, args.segment, args.chunks)
+    if setup and not args.json:
+        print(setup)
     runs = []
     t0 = time.monotonic()
     for rep in range(args.repeats):     # configurations take turns: noise hits them alike
@@ -364,13 +399,15 @@ def run(args):
             for consumer in args.consumers:
                 for ring_only in (False, True):
                     runs.append(dict(run_once(q, consumer, ring_only, frames, args.ndesc,
-                                              args.segment, args.chunks), repeat=rep))
+                                              args.segment, args.chunks, rt_priority=rt),
+                                     repeat=rep))
     rows = summarize(runs)
     result = {"title": "wirecap bench linerate: 64-byte frames at 14.88 Mpps from the 82599 "
                        "model, captured end to end",
               "machine": report.machine(), "frames": frames, "repeats": args.repeats,
               "rate_pps": line_rate_pps(64), "ndesc": args.ndesc, "segment": args.segment,
-              "chunks": args.chunks, "rows": rows, "goal": goals(rows), "runs": runs,
+              "chunks": args.chunks, "rt_priority": rt, "rows": rows, "goal": goals(rows),
+              "runs": runs,
               "wall_s": time.monotonic() - t0}
     report.emit(result, text(result), args.json)
     return result
