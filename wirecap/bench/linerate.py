@@ -5,9 +5,10 @@ Each run opens sim:0 with 1 or 4 RSS queues, lets the model's wire play ``frames
 frames in 64 flows at 14.88 Mpps, and reads them with one consumer:
 
   chunks    the chunk iterator: count each chunk's packets, release it
-  pcap      each chunk formatted as pcap records in C (``_pcap.pcap_records``, what
-            ``wirecap capture -w`` does) and appended to a file on tmpfs, which starts over
-            every GiB (as ``tcpdump -C`` would, keeping one file)
+  pcap      each chunk's packets formatted as pcap records in C straight into the
+            writer's buffer (``PcapWriter.put_chunk``, what ``wirecap capture -w`` does),
+            written to a file on tmpfs a MiB at a time; the file starts over every GiB (as
+            ``tcpdump -C`` would, keeping one file)
   loop      ``Handle.loop`` with a callback that does nothing, one handle per queue
   handler   ``multi_pkt_handler`` at x = 0: one pkt_handler thread per queue
 
@@ -29,7 +30,7 @@ import select
 import tempfile
 import time
 
-from .. import _pcap, pcap, sim, stats
+from .. import pcap, sim, stats
 from ..dump import PcapWriter
 from ..engine import Engine
 from ..errors import WirecapError
@@ -91,21 +92,15 @@ class _Pcap(_Reader):
         fd, self.path = tempfile.mkstemp(prefix="wirecap-linerate-", suffix=".pcap", dir=base)
         os.close(fd)
         self.writer = PcapWriter(self.path)
-        self.size, self.bytes = 24, 0
 
     def take(self, q):
         n = 0
         while (c := self.eng.next_chunk(q, timeout=0)) is not None:
-            records, k, _ = _pcap.pcap_records(c, self.writer.snaplen, _pcap.FORMATS["pcap"])
+            n += self.writer.put_chunk(c)[1]
             c.release()
-            self.writer.write_records(records)
-            n += k
-            self.size += len(records)
-            self.bytes += len(records)
-            if self.size > ROTATE_BYTES:
+            if self.writer.tell() > ROTATE_BYTES:
                 self.writer.close()
                 self.writer = PcapWriter(self.path)
-                self.size = 24
         return n
 
     def close(self):
