@@ -139,25 +139,25 @@ cdef class Dumpfile:
         if mask is not None and <size_t>mask.shape[0] < c.count:
             raise ValueError(f"a mask of {mask.shape[0]} for a chunk of {c.count} packets")
         cdef RxRing q = c.queue
-        cdef uint32_t i = start, caplen, snap = min(snaplen, <uint32_t>MAX_CAPLEN)
+        cdef uint32_t i = start, count = c.count, caplen
+        cdef uint32_t snap = min(snaplen, <uint32_t>MAX_CAPLEN)
         cdef uint64_t n = 0, size = 0, pending = 0      # pending: appended, not yet counted
         cdef size_t k, rec
         cdef int err = 0, fmt = self.fmt
         # the loop keeps the queue's columns and the write position in locals: every byte
         # it stores could alias a field, which the compiler would then load again
-        cdef const uint16_t* caplens = q.caplen
-        cdef const uint32_t* wire_len = q.wire_len
-        cdef const uint64_t* ts = q.ts
+        cdef size_t row = packet_index(c.index, q.segment, c.first, 0)
+        cdef const uint16_t* caplens = q.caplen + row
+        cdef const uint32_t* wire_len = q.wire_len + row
+        cdef const uint64_t* ts = q.ts + row
         cdef uint8_t* w = self.buf + self.used
         cdef uint8_t* end = self.buf + self.cap
-        cdef size_t row = packet_index(c.index, q.segment, c.first, 0)
         with nogil:
-            while i < c.count and n < limit and size < max_bytes:
+            while i < count and n < limit and size < max_bytes:
                 if mask is not None and not mask[i]:
                     i += 1
                     continue
-                k = row + i
-                caplen = min(<uint32_t>caplens[k], snap)
+                caplen = min(<uint32_t>caplens[i], snap)
                 rec = record_size(fmt, caplen)
                 if <size_t>(end - w) < rec:
                     self._appended(w, pending)
@@ -166,7 +166,7 @@ cdef class Dumpfile:
                     if err:
                         break
                     w = self.buf
-                w += put_record(w, fmt, ts[k], caplen, wire_len[k], packet_bytes(q, c.index, k),
+                w += put_record(w, fmt, ts[i], caplen, wire_len[i], packet_bytes(q, c.index, row + i),
                                 interface)
                 size += rec
                 pending += 1
