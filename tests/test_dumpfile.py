@@ -191,7 +191,7 @@ def _count_epbs(data):
 def test_capture_w_on_a_full_disk_says_so_in_one_line(small_fs):
     path = small_fs / "x.pcap"
     r = subprocess.run([sys.executable, "-m", "wirecap.cli", "capture", "-i", "sim:0",
-                        "--traffic", "count=60000,size=128", "-w", str(path)],
+                        "--traffic", "count=8000,size=1518,rate=1e5", "-w", str(path)],
                        capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
     err = r.stderr.decode().strip().splitlines()
     assert r.returncode == 2, err
@@ -200,3 +200,43 @@ def test_capture_w_on_a_full_disk_says_so_in_one_line(small_fs):
     assert line.startswith(f"wirecap capture: {path}: No space left on device"), line
     n = int(line.split("(")[1].split()[0].replace(",", ""))
     assert n > 0 and len(read_pcap(str(path))[1]) == n
+
+
+def _inline_run(take):
+    """Frames of the model read inline by ``take(engine)`` after every segment's worth."""
+    sim.reset()
+    eng = Engine("sim:0", queues=1, threads=False, segment=32, chunks=40, ndesc=128)
+    eng.start()
+    wire = eng.nics[0].port.wire
+    wire.send(TrafficProfile(count=32 * 20, sizes=(64, 65, 200, 1518), flows=4), 0)
+    for _ in range(20):
+        wire.send(None, 32)
+        take(eng)
+    return eng
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcap-ns"])
+def test_put_waiting_writes_every_waiting_chunk_and_releases_it(tmp_path, fmt):
+    path = tmp_path / "x"
+    w = open_writer(str(path), fmt, snaplen=300)
+    written = []
+    eng = _inline_run(lambda e: written.append(w.put_waiting(e)))
+    eng.workers[0].poll_inline()                    # takes the last releases back
+    free, armed, captured = eng.workers[0].accounting()
+    eng.stop()
+    eng.close()
+    w.close()
+    assert captured == 0 and free + armed == 40     # every chunk went back to the pool
+    want = []
+
+    def take(e):
+        while (c := e.next_chunk(0, timeout=0)) is not None:
+            want.extend((bytes(p)[:300], int(n)) for p, n in zip(c, c.wire_lengths))
+            c.release()
+
+    _inline_run(take).close()
+    records = read_pcap(str(path))[1]
+    assert sum(written) == len(records) == len(want) == 32 * 20
+    assert [(data, orig) for _, data, orig in records] == want
+    stamps = [ts for ts, _, _ in records]
+    assert stamps == sorted(stamps) and stamps[0] > 0

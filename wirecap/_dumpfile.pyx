@@ -51,15 +51,6 @@ cdef class Dumpfile:
     """``path`` created (or truncated) for records of ``fmt`` (PCAP_US, PCAP_NS, PCAPNG: see
     _pcap.FORMATS), written through a buffer of ``capacity`` bytes. Opening raises OSError
     as open() does."""
-    cdef int fd
-    cdef uint8_t* buf
-    cdef size_t cap, used
-    cdef uint64_t offset                # file offset of buf[0]: what went out before it
-    cdef uint64_t buffered              # records in the buffer
-    cdef readonly int fmt
-    cdef readonly object path
-    cdef readonly uint64_t records      # records appended (on disk once flushed)
-    cdef object failed                  # the WriteError that ended the file
 
     def __cinit__(self, path, int fmt, size_t capacity=DEFAULT_CAPACITY):
         self.fd = -1
@@ -103,13 +94,13 @@ cdef class Dumpfile:
             self.used = self.buffered = 0
         return err
 
-    cdef inline void _appended(self, uint8_t* w, uint64_t records) noexcept nogil:
+    cdef void _appended(self, uint8_t* w, uint64_t records) noexcept nogil:
         """The buffer now ends at ``w`` with ``records`` more records."""
         self.used = w - self.buf
         self.buffered += records
         self.records += records
 
-    cdef inline int _room(self, size_t size) noexcept nogil:
+    cdef int _room(self, size_t size) noexcept nogil:
         """Make room for ``size`` bytes (at most the capacity); 0 or an errno."""
         if self.cap - self.used >= size:
             return 0
@@ -129,6 +120,47 @@ cdef class Dumpfile:
         if self.fd < 0:
             raise WirecapError(f"{os.fsdecode(self.path)}: the file is closed")
 
+    cdef int put_run(self, RxRing q, Run* r, uint32_t* next, uint64_t* n) noexcept nogil:
+        """Append the records of run ``r`` of ``q``'s pool; ``next`` the index after the last
+        packet looked at, ``n`` the records appended. 0, or the errno of a failed write."""
+        cdef uint32_t i = r.start, caplen, snap = min(r.snaplen, <uint32_t>MAX_CAPLEN)
+        cdef uint64_t size = 0, pending = 0     # pending: appended, not yet counted
+        cdef size_t rec
+        cdef int err = 0, fmt = self.fmt
+        # the loop keeps the queue's columns and the write position in locals: every byte
+        # it stores could alias a field, which the compiler would then load again
+        cdef size_t row = packet_index(r.chunk, q.segment, r.first, 0)
+        cdef const uint16_t* caplens = q.caplen + row
+        cdef const uint32_t* wire_len = q.wire_len + row
+        cdef const uint64_t* ts = q.ts + row
+        cdef uint8_t* w = self.buf + self.used
+        cdef uint8_t* end = self.buf + self.cap
+        n[0] = 0
+        while i < r.count and n[0] < r.limit and size < r.max_bytes:
+            if r.mask != NULL and not r.mask[i]:
+                i += 1
+                continue
+            if i + PREFETCH < r.count:
+                prefetch(packet_bytes(q, r.chunk, row + i + PREFETCH))
+            caplen = min(<uint32_t>caplens[i], snap)
+            rec = record_size(fmt, caplen)
+            if <size_t>(end - w) < rec:
+                self._appended(w, pending)
+                pending = 0
+                err = self._drain()
+                if err:
+                    break
+                w = self.buf
+            w += put_record(w, fmt, ts[i], caplen, wire_len[i],
+                            packet_bytes(q, r.chunk, row + i), r.interface)
+            size += rec
+            pending += 1
+            n[0] += 1
+            i += 1
+        self._appended(w, pending)
+        next[0] = i
+        return err
+
     # -------------------------------------------------------------- Python API
     def put_chunk(self, Chunk c, uint32_t snaplen, const uint8_t[::1] mask=None,
                   uint32_t start=0, uint64_t limit=0xFFFFFFFFFFFFFFFF,
@@ -142,43 +174,15 @@ cdef class Dumpfile:
         c._live()
         if mask is not None and <size_t>mask.shape[0] < c.count:
             raise ValueError(f"a mask of {mask.shape[0]} for a chunk of {c.count} packets")
-        cdef RxRing q = c.queue
-        cdef uint32_t i = start, count = c.count, caplen
-        cdef uint32_t snap = min(snaplen, <uint32_t>MAX_CAPLEN)
-        cdef uint64_t n = 0, size = 0, pending = 0      # pending: appended, not yet counted
-        cdef size_t k, rec
-        cdef int err = 0, fmt = self.fmt
-        # the loop keeps the queue's columns and the write position in locals: every byte
-        # it stores could alias a field, which the compiler would then load again
-        cdef size_t row = packet_index(c.index, q.segment, c.first, 0)
-        cdef const uint16_t* caplens = q.caplen + row
-        cdef const uint32_t* wire_len = q.wire_len + row
-        cdef const uint64_t* ts = q.ts + row
-        cdef uint8_t* w = self.buf + self.used
-        cdef uint8_t* end = self.buf + self.cap
+        cdef Run r
+        r.chunk, r.first, r.start, r.count = c.index, c.first, start, c.count
+        r.mask = &mask[0] if mask is not None and c.count else NULL
+        r.snaplen, r.interface, r.limit, r.max_bytes = snaplen, interface, limit, max_bytes
+        cdef uint32_t i
+        cdef uint64_t n
+        cdef int err
         with nogil:
-            while i < count and n < limit and size < max_bytes:
-                if mask is not None and not mask[i]:
-                    i += 1
-                    continue
-                if i + PREFETCH < count:
-                    prefetch(packet_bytes(q, c.index, row + i + PREFETCH))
-                caplen = min(<uint32_t>caplens[i], snap)
-                rec = record_size(fmt, caplen)
-                if <size_t>(end - w) < rec:
-                    self._appended(w, pending)
-                    pending = 0
-                    err = self._drain()
-                    if err:
-                        break
-                    w = self.buf
-                w += put_record(w, fmt, ts[i], caplen, wire_len[i], packet_bytes(q, c.index, row + i),
-                                interface)
-                size += rec
-                pending += 1
-                n += 1
-                i += 1
-            self._appended(w, pending)
+            err = self.put_run(c.queue, &r, &i, &n)
         self._check(err)
         return i, n
 

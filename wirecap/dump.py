@@ -76,6 +76,12 @@ class _File:
         snaplen: (the next index, records)."""
         return self._f.put_chunk(chunk, self.snaplen, mask, start, limit, max_bytes, interface)
 
+    def put_waiting(self, engine, queue=0):
+        """Put every chunk waiting for ``queue`` of ``engine`` into the file, whole and cut
+        to this file's snaplen, and release them, in C with no Python object per chunk (the
+        way to keep up with line rate); the packets written."""
+        return engine.write_chunks(queue, self._f, self.snaplen)
+
     @property
     def records(self):
         """Records appended (those written by write_records counted as their callers said)."""
@@ -166,6 +172,10 @@ class PcapngWriter(_File):
     def put_chunk(self, chunk, *args, **kw):
         self._ns_records()
         return super().put_chunk(chunk, *args, **kw)
+
+    def put_waiting(self, engine, queue=0):
+        self._ns_records()
+        return super().put_waiting(engine, queue)
 
     def write_records(self, records, count=0):
         """Append ``count`` Enhanced Packet Blocks with ns stamps (see _pcap.pcap_records)."""

@@ -5,10 +5,11 @@ Each run opens sim:0 with 1 or 4 RSS queues, lets the model's wire play ``frames
 frames in 64 flows at 14.88 Mpps, and reads them with one consumer:
 
   chunks    the chunk iterator: count each chunk's packets, release it
-  pcap      each chunk's packets formatted as pcap records in C straight into the
-            writer's buffer (``PcapWriter.put_chunk``, what ``wirecap capture -w`` does),
-            written to a file on tmpfs a MiB at a time; the file starts over every GiB (as
-            ``tcpdump -C`` would, keeping one file)
+  pcap      the waiting chunks' packets formatted as pcap records in C straight into
+            the writer's buffer and the chunks released, no Python object per chunk
+            (``PcapWriter.put_waiting``; ``wirecap capture -w`` puts a chunk at a time the
+            same way), written to a file on tmpfs a MiB at a time; the file starts over
+            every GiB (as ``tcpdump -C`` would, keeping one file)
   loop      ``Handle.loop`` with a callback that does nothing, one handle per queue
   handler   ``multi_pkt_handler`` at x = 0: one pkt_handler thread per queue
 
@@ -94,13 +95,10 @@ class _Pcap(_Reader):
         self.writer = PcapWriter(self.path)
 
     def take(self, q):
-        n = 0
-        while (c := self.eng.next_chunk(q, timeout=0)) is not None:
-            n += self.writer.put_chunk(c)[1]
-            c.release()
-            if self.writer.tell() > ROTATE_BYTES:
-                self.writer.close()
-                self.writer = PcapWriter(self.path)
+        n = self.writer.put_waiting(self.eng, q)
+        if self.writer.tell() > ROTATE_BYTES:
+            self.writer.close()
+            self.writer = PcapWriter(self.path)
         return n
 
     def close(self):
