@@ -1,10 +1,10 @@
 """A capture file written from C: one file descriptor and one buffer reused for the whole file.
 
 Records are formatted straight into the buffer without the GIL (a chunk's packets from the
-pool, a merge's from its blobs, or one packet given from Python) and go out with write() when
-the buffer is full, at flush() and at close(): no Python object per packet or per chunk, and
-one system call per buffer, so the pcap writer keeps up with a capture thread at line rate
-(a 256-packet chunk every 17 µs). dump.py writes the file headers through the same buffer.
+pool: put_chunk, or put_run for the engine's put-every-waiting-chunk loop; one packet given
+from Python: put) and go out with write() when the buffer is full, at flush() and at close():
+no Python object per packet, one system call per buffer. Bytes built elsewhere (file
+headers, the CLI's merge of several queues) are copied in with write().
 
 A write that fails (a full disk, an I/O error) ends the file: it is cut back to the last
 buffer that went out whole, so the records it holds are exactly the ``records`` counted, and
@@ -31,7 +31,7 @@ cdef extern from *:
 cdef enum:
     PREFETCH = 8                # packets ahead whose bytes are asked for early
     MAX_CAPLEN = 262144         # the longest record a file holds (libpcap's limit)
-DEFAULT_CAPACITY = 1 << 20      # a write per 13,000 64-byte records; still fits in L2
+DEFAULT_CAPACITY = 1 << 20      # a write() per 13,800 64-byte frames
 
 
 class WriteError(WirecapError, OSError):
