@@ -35,6 +35,7 @@ EXTENSIONS = [
     Extension("wirecap._bpf", ["wirecap/_bpf.pyx"], libraries=["pcap"]),
     Extension("wirecap._engine", ["wirecap/_engine.pyx"]),
     Extension("wirecap._pcap", ["wirecap/_pcap.pyx"], libraries=["pcap"]),
+    Extension("wirecap._dumpfile", ["wirecap/_dumpfile.pyx"]),
     Extension("wirecap.afpacket._ring", ["wirecap/afpacket/_ring.pyx"]),
     Extension("wirecap.bench._handler", ["wirecap/bench/_handler.pyx"]),
 ]

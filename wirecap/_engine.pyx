@@ -16,6 +16,7 @@ from posix.unistd cimport read, write, close
 import numpy as np
 
 from wirecap._bpf cimport Filter
+from wirecap._dumpfile cimport Dumpfile, Run
 from wirecap._ring cimport RxRing, Chunk, Delivery, WAIT_POLL
 from wirecap.includes.clocks cimport mono_ns
 from wirecap.includes.packet cimport packet_index
@@ -345,6 +346,33 @@ cdef class Worker:
             owner.discarded += e.d.count
             return None
         return QueuedChunk._queued(owner, &e)
+
+    def write_chunks(self, Dumpfile f, uint32_t snaplen):
+        """Put every chunk waiting in this queue's capture queue (maybe a buddy's) into
+        ``f``, whole, each cut to ``snaplen``, and give each back: take(), put_chunk() and
+        release() without a Python object per chunk, which at line rate cost an eighth of
+        the time a chunk takes to arrive. Returns the packets written."""
+        cdef Entry e
+        cdef Worker owner
+        cdef Run r
+        cdef uint32_t next
+        cdef uint64_t n, total = 0
+        cdef int err = 0
+        f._usable()
+        r.start, r.mask, r.snaplen, r.interface = 0, NULL, snaplen, 0
+        r.limit = r.max_bytes = 0xFFFFFFFFFFFFFFFF
+        while not err and not self.stopping and wq_pop(self.capture_q.q, &e):
+            owner = self._peers[e.owner]
+            if owner.stopping or e.epoch != owner.epoch:    # as in take()
+                owner.discarded += e.d.count
+                continue
+            r.chunk, r.first, r.count = e.d.chunk, e.d.first, e.d.count
+            with nogil:
+                err = f.put_run(owner.rxq, &r, &next, &n)
+            total += n
+            owner.give_back(e.d, e.epoch)
+        f._check(err)
+        return total
 
     cdef give_back(self, Delivery d, uint32_t epoch):
         """Queue a delivery of run ``epoch`` for recycling by its owner (this worker)."""

@@ -14,7 +14,6 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.ref cimport Py_REFCNT
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy, memset
 from posix.time cimport timeval
 
 from wirecap._bpf cimport Filter
@@ -22,6 +21,8 @@ from wirecap.errors import WirecapError
 
 from wirecap._ring cimport Chunk, RxRing, packet_bytes
 from wirecap.includes.packet cimport packet_index
+from wirecap.includes.records cimport (EPB_HEAD, PCAP_NS, PCAP_US, PCAPNG, get_le32,
+                                       put_record, record_size)
 
 _EXPIRED = ("this packet view was valid during the callback only: its buffer may already "
             "hold another packet (copy what you keep, e.g. bytes(data))")
@@ -160,52 +161,8 @@ def run_callbacks(Chunk c, uint32_t start, uint32_t stop, callback, uint32_t sna
 
 
 # ----------------------------------------------------------------------------- file records
-# Record formats a chunk is written in (dump.py writes the file headers around them).
-cdef enum:
-    PCAP_US, PCAP_NS, PCAPNG
-    EPB_HEAD = 28       # an Enhanced Packet Block before its data: type, length, interface,
-                        # ts high, ts low, caplen, len; then data, padding, length again
+# Record formats (includes/records.pxd) by file format name; dump.py writes the file headers.
 FORMATS = {"pcap": PCAP_US, "pcap-ns": PCAP_NS, "pcapng": PCAPNG}
-
-
-cdef inline void put_le32(uint8_t* p, uint32_t v) noexcept nogil:
-    p[0], p[1], p[2], p[3] = v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF, v >> 24
-
-
-cdef inline uint32_t get_le32(const uint8_t* p) noexcept nogil:
-    return p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
-
-
-cdef inline size_t record_size(int fmt, uint32_t caplen) noexcept nogil:
-    if fmt == PCAPNG:
-        return EPB_HEAD + ((caplen + 3) & ~<uint32_t>3) + 4
-    return 16 + caplen
-
-
-cdef inline size_t put_record(uint8_t* w, int fmt, uint64_t ts, uint32_t caplen,
-                              uint32_t wirelen, const uint8_t* data, uint32_t iface) noexcept nogil:
-    """One record of ``fmt`` at ``w`` (ts in ns; pcapng at if_tsresol 9); its size."""
-    cdef size_t size = record_size(fmt, caplen), pad
-    if fmt == PCAPNG:
-        put_le32(w, 6)
-        put_le32(w + 4, <uint32_t>size)
-        put_le32(w + 8, iface)
-        put_le32(w + 12, <uint32_t>(ts >> 32))
-        put_le32(w + 16, <uint32_t>ts)
-        put_le32(w + 20, caplen)
-        put_le32(w + 24, wirelen)
-        memcpy(w + EPB_HEAD, data, caplen)
-        pad = size - 4 - EPB_HEAD - caplen
-        memset(w + EPB_HEAD + caplen, 0, pad)
-        put_le32(w + size - 4, <uint32_t>size)
-    else:
-        put_le32(w, <uint32_t>(ts // 1000000000))
-        put_le32(w + 4, <uint32_t>(ts % 1000000000 if fmt == PCAP_NS else
-                                   ts % 1000000000 // 1000))
-        put_le32(w + 8, caplen)
-        put_le32(w + 12, wirelen)
-        memcpy(w + 16, data, caplen)
-    return size
 
 
 def pcap_records(Chunk c, uint32_t snaplen, int fmt, const uint8_t[::1] mask=None,

@@ -445,6 +445,9 @@ class _Run:
         self.seen = self.delivered = 0
         self.limit = args.count or LIMIT
         self.merge = _Merge(queues, window_ns)
+        # one queue into a file: its records are in time order already, so they go from the
+        # chunk straight into the file's buffer, with no merge between
+        self.direct = queues == 1 and isinstance(sink, Savefile)
         self.done = False
 
     def take(self, q, chunk, mask):
@@ -455,6 +458,12 @@ class _Run:
             self.delivered += min(n, self.limit - self.delivered)
             chunk.release()
             self.done = self.delivered >= self.limit
+            return
+        if self.direct:
+            self.delivered += self.sink.put_chunk(chunk, mask, self.limit - self.delivered,
+                                                  self.iface[q])
+            chunk.release()
+            self.done = self.delivered >= self.limit or self.sink.finished
             return
         blob, _, last = _pcap.pcap_records(chunk, self.args.snaplen, _pcap.FORMATS["pcapng"],
                                            mask, min(self.limit - self.delivered, 0xFFFFFFFF),

@@ -5,11 +5,16 @@ ns, either byte order), then records of a 16-byte header (ts_sec, ts_frac, caple
 A pcapng file is blocks (type, total length, body, total length again), each a multiple of
 4 bytes: a Section Header, an Interface Description per capture device, an Enhanced Packet
 Block per frame, and Interface Statistics blocks (received, dropped) at the end.
+
+The writers write through a _dumpfile.Dumpfile: one buffer for the whole file, records
+formatted into it in C, a chunk of packets at a time (put_chunk) or one at a time (write).
 """
 from __future__ import annotations
 
 import struct
 
+from ._dumpfile import Dumpfile
+from ._pcap import FORMATS
 from .errors import WirecapError
 
 MAGIC_US, MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
@@ -60,7 +65,27 @@ def read_pcap(path):
 
 
 class _File:
-    """What every writer shares: one open file, closed by close() or a with-block."""
+    """What every writer shares: one Dumpfile, closed by close() or a with-block."""
+
+    def _open(self, path, fmt):
+        self._f = Dumpfile(path, FORMATS[fmt])
+
+    def put_chunk(self, chunk, mask=None, start=0, limit=(1 << 64) - 1,
+                  max_bytes=(1 << 64) - 1, interface=0):
+        """Append the packets of ``chunk`` (see Dumpfile.put_chunk) cut to this file's
+        snaplen: (the next index, records)."""
+        return self._f.put_chunk(chunk, self.snaplen, mask, start, limit, max_bytes, interface)
+
+    def put_waiting(self, engine, queue=0):
+        """Put every chunk waiting for ``queue`` of ``engine`` into the file, whole and cut
+        to this file's snaplen, and release them, in C with no Python object per chunk (the
+        way to keep up with line rate); the packets written."""
+        return engine.write_chunks(queue, self._f, self.snaplen)
+
+    @property
+    def records(self):
+        """Records appended (those written by write_records counted as their callers said)."""
+        return self._f.records
 
     def flush(self):
         """Push what was written to the file now; raises OSError where the file refuses it
@@ -74,10 +99,7 @@ class _File:
         try:
             self._f.flush()
         except OSError:
-            try:
-                self._f.close()         # closing flushes again, and fails again: the file is
-            except OSError:             # closed all the same
-                pass
+            self._f.close()             # the failure was raised: closing does not raise it again
             raise
 
     def close(self):
@@ -97,24 +119,18 @@ class PcapWriter(_File):
         if not 0 < snaplen <= MAX_SNAPLEN:
             raise WirecapError(f"pcap snaplen {snaplen}: valid range is 1..{MAX_SNAPLEN}")
         self.path, self.nanosecond, self.snaplen = path, nanosecond, snaplen
-        self._f = open(path, "wb")
+        self._open(path, "pcap-ns" if nanosecond else "pcap")
         self._f.write(struct.pack("<IHHiIII", MAGIC_NS if nanosecond else MAGIC_US, 2, 4, 0, 0,
                                   snaplen, linktype))
-        self._rec = struct.Struct("<IIII")
         self._opened()
 
     def write(self, timestamp_ns: int, frame, orig_len: int | None = None):
         data = bytes(frame[:self.snaplen])
-        sec, frac = divmod(timestamp_ns, 1_000_000_000)
-        if not self.nanosecond:
-            frac //= 1000
-        self._f.write(self._rec.pack(sec, frac, len(data),
-                                     len(frame) if orig_len is None else orig_len))
-        self._f.write(data)
+        self._f.put(timestamp_ns, data, len(frame) if orig_len is None else orig_len)
 
-    def write_records(self, records: bytes):
-        """Append records already in this file's format (see _pcap.pcap_records)."""
-        self._f.write(records)
+    def write_records(self, records, count=0):
+        """Append ``count`` records already in this file's format (see _pcap.pcap_records)."""
+        self._f.write(records, count)
 
 
 class PcapngWriter(_File):
@@ -131,7 +147,7 @@ class PcapngWriter(_File):
         self.path, self.snaplen, self.tsresol_ns = path, snaplen, tsresol_ns
         names = list(interfaces) if interfaces is not None else [interface_name]
         shb_opts = _option(4, application.encode()) if application else b""       # shb_userappl
-        self._f = open(path, "wb")
+        self._open(path, "pcapng")
         # Byte-order magic, version 1.0, section length -1 (not given: we write as we go).
         self._f.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
                              + shb_opts + _END_OF_OPTIONS))
@@ -142,21 +158,29 @@ class PcapngWriter(_File):
                                  + idb_opts + _END_OF_OPTIONS))
         self.interfaces = len(names)
         self._opened()
-        self._epb = struct.Struct("<IIIII")     # interface, ts high, ts low, caplen, len
 
     def write(self, timestamp_ns: int, frame, orig_len: int | None = None, interface=0):
         data = bytes(frame[:self.snaplen])
-        ts = timestamp_ns if self.tsresol_ns else timestamp_ns // 1000
-        self._f.write(_block(6, self._epb.pack(interface, ts >> 32, ts & 0xFFFFFFFF, len(data),
-                                               len(frame) if orig_len is None else orig_len)
-                             + data + _pad(len(data))))
+        self._f.put(timestamp_ns if self.tsresol_ns else timestamp_ns // 1000, data,
+                    len(frame) if orig_len is None else orig_len, interface)
 
-    def write_records(self, records):
-        """Append Enhanced Packet Blocks with ns stamps (see _pcap.pcap_records)."""
+    def _ns_records(self):
         if not self.tsresol_ns:
             raise WirecapError("pcapng records from _pcap carry ns stamps: open the file with "
                                "tsresol_ns=True")
-        self._f.write(records)
+
+    def put_chunk(self, chunk, *args, **kw):
+        self._ns_records()
+        return super().put_chunk(chunk, *args, **kw)
+
+    def put_waiting(self, engine, queue=0):
+        self._ns_records()
+        return super().put_waiting(engine, queue)
+
+    def write_records(self, records, count=0):
+        """Append ``count`` Enhanced Packet Blocks with ns stamps (see _pcap.pcap_records)."""
+        self._ns_records()
+        self._f.write(records, count)
 
     def write_statistics(self, interface, timestamp_ns, received=None, dropped=None,
                          accepted=None, os_dropped=None, delivered=None):

@@ -339,6 +339,19 @@ class Engine:
             return True
         return bool(select.select([w.capture_q for w in ws], [], [], timeout)[0])
 
+    def write_chunks(self, queue, dumpfile, snaplen):
+        """Write every chunk waiting for ``queue`` into ``dumpfile`` (a _dumpfile.Dumpfile)
+        and release them, all in C: the packets written (every one: filters and counts are
+        next_chunk's and put_chunk's). A dump.py writer's put_waiting() calls it."""
+        if not self._running:
+            raise WirecapError("the engine is closed" if self._closed else
+                               "the engine is not running: start() it first")
+        w = self._worker(queue)
+        if not self.threads:
+            for other in self.workers:          # inline: this thread is every capture thread
+                other.poll_inline()
+        return w.write_chunks(dumpfile, snaplen)
+
     def chunks(self, queue=0, timeout=None):
         """Iterate over captured chunks of ``queue``; ends after ``timeout`` idle seconds or
         when the engine is stopped."""

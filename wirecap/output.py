@@ -92,33 +92,52 @@ class Savefile:
             return LIMIT
         return max(1, self.size + 1 - self.file.tell())
 
+    def _writable(self):
+        """The file to append to now (the next one once -G says so); None once -G -W has
+        made its files."""
+        if self.file is not None and self.seconds and \
+                time.time() - self.opened >= self.seconds:
+            self._rotate()
+        return self.file
+
+    def _appended(self):
+        if self.flush:
+            self.file.flush()
+        if self.size and self.file.tell() > self.size:
+            self._rotate()
+
+    @property
+    def finished(self):
+        """-G -W has made its files: nothing more is written."""
+        return self.file is None
+
     def write(self, records, n):
         """Append ``n`` records (the merge stopped at budget()); False, with nothing written,
         once -G -W has made its files."""
-        if self.file is None or self.seconds and time.time() - self.opened >= self.seconds \
-                and not self._rotate():
+        if self._writable() is None:
             return False
-        try:
-            self.file.write_records(records)
-            if self.flush:
-                self.file.flush()
-        except OSError as e:
-            raise WirecapError(f"-w {self.names[-1]}: {e.strerror}") from None
-        if self.size and self.file.tell() > self.size:
-            self._rotate()
+        self.file.write_records(records, n)
+        self._appended()
         return True
+
+    def put_chunk(self, chunk, mask, limit, interface):
+        """Append at most ``limit`` packets of ``chunk`` that pass ``mask``, straight from
+        the chunk into the file (and the next ones, as -C says); the records appended."""
+        i = n = 0
+        while i < len(chunk) and n < limit and self._writable() is not None:
+            i, k = self.file.put_chunk(chunk, mask, i, limit - n, self.budget(), interface)
+            n += k
+            self._appended()
+        return n
 
     def _close_file(self, stats):
         f, self.file = self.file, None
         if f is None:
             return
-        try:
-            if isinstance(f, PcapngWriter) and stats:
-                for i, dev in enumerate(stats.get("per_device", [])):
-                    f.write_statistics(i, time.time_ns(), **dev)
-            f.close()
-        except OSError as e:
-            raise WirecapError(f"-w {self.names[-1]}: {e.strerror}") from None
+        if isinstance(f, PcapngWriter) and stats:
+            for i, dev in enumerate(stats.get("per_device", [])):
+                f.write_statistics(i, time.time_ns(), **dev)
+        f.close()
 
     def close(self, stats=None):
         """Close the last file; ``stats`` (the capture's summary) gives pcapng its interface

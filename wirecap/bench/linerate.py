@@ -5,8 +5,10 @@ Each run opens sim:0 with 1 or 4 RSS queues, lets the model's wire play ``frames
 frames in 64 flows at 14.88 Mpps, and reads them with one consumer:
 
   chunks    the chunk iterator: count each chunk's packets, release it
-  pcap      each chunk formatted as pcap records in C (``_pcap.pcap_records``, what
-            ``wirecap capture -w`` does) and appended to a file on tmpfs, which starts over
+  pcap      the waiting chunks' packets formatted as pcap records in C straight into
+            the writer's buffer and the chunks released, no Python object per chunk
+            (``PcapWriter.put_waiting``; ``wirecap capture -w`` puts a chunk at a time the
+            same way), written to a file on tmpfs a MiB at a time; the file starts over
             every GiB (as ``tcpdump -C`` would, keeping one file)
   loop      ``Handle.loop`` with a callback that does nothing, one handle per queue
   handler   ``multi_pkt_handler`` at x = 0: one pkt_handler thread per queue
@@ -28,7 +30,7 @@ import os
 import tempfile
 import time
 
-from .. import _pcap, pcap, sim, stats
+from .. import pcap, sim, stats
 from ..dump import PcapWriter
 from ..engine import Engine
 from ..errors import WirecapError
@@ -118,21 +120,12 @@ class _Pcap(_Reader):
         fd, self.path = tempfile.mkstemp(prefix="wirecap-linerate-", suffix=".pcap", dir=base)
         os.close(fd)
         self.writer = PcapWriter(self.path)
-        self.size, self.bytes = 24, 0
 
     def take(self, q):
-        n = 0
-        while (c := self.eng.next_chunk(q, timeout=0)) is not None:
-            records, k, _ = _pcap.pcap_records(c, self.writer.snaplen, _pcap.FORMATS["pcap"])
-            c.release()
-            self.writer.write_records(records)
-            n += k
-            self.size += len(records)
-            self.bytes += len(records)
-            if self.size > ROTATE_BYTES:
-                self.writer.close()
-                self.writer = PcapWriter(self.path)
-                self.size = 24
+        n = self.writer.put_waiting(self.eng, q)
+        if self.writer.tell() > ROTATE_BYTES:
+            self.writer.close()
+            self.writer = PcapWriter(self.path)
         return n
 
     def close(self):
