@@ -219,6 +219,27 @@ def test_the_capture_queue_descriptor_is_selectable():
         c.release()
 
 
+@pytest.mark.parametrize("threads", [True, False])
+def test_wait_returns_when_a_chunk_waits_and_times_out_when_none_does(threads):
+    with Engine("sim:0", queues=2, ndesc=128, segment=16, flush_us=0, threads=threads) as eng:
+        t0 = time.monotonic()
+        assert eng.wait(timeout=0.05) is False                  # nothing sent: the timeout
+        assert time.monotonic() - t0 >= 0.04
+        wire(eng).send(TrafficProfile(count=64, flows=8))
+        if not threads:                 # inline: the reading thread's capture step
+            eng.workers[0].poll_inline(); eng.workers[1].poll_inline()
+        assert eng.wait(timeout=2) is True
+        got, deadline = 0, time.monotonic() + 10
+        while got < 64 and time.monotonic() < deadline:
+            for q in range(2):
+                if eng.wait([q], timeout=0.01):
+                    while (c := eng.next_chunk(q, timeout=0)) is not None:
+                        got += len(c)
+                        c.release()
+        assert got == 64
+        assert eng.wait(timeout=0) is False                     # all taken: not ready again
+
+
 def test_forwarding_modified_packets_zero_copy_between_engine_ports():
     sim.reset()
     a, b = sim.pair(0, 1)                           # cabled, one DMA domain

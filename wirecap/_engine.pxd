@@ -19,12 +19,14 @@ cdef struct WQ:                 # bounded ring; many producers, many consumers
     uint32_t cap, head, count, peak
     pthread_mutex_t lock
     int fd                      # eventfd: readable while entries wait
+    bint lazy_fd                # ...or after: only wq_idle() resets it (one consumer)
     uint64_t offloaded_in       # entries a buddy placed here
 
 
 cdef bint wq_push(WQ* q, Entry* e, bint offload) noexcept nogil
 cdef bint wq_pop(WQ* q, Entry* e) noexcept nogil
 cdef uint32_t wq_len(WQ* q) noexcept nogil
+cdef bint wq_idle(WQ* q) noexcept nogil
 
 
 cdef class WorkQueue:

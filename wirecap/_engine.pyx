@@ -85,10 +85,23 @@ cdef bint wq_pop(WQ* q, Entry* e) noexcept nogil:
     e[0] = q.ring[q.head]
     q.head = (q.head + 1) % q.cap
     q.count -= 1
-    if q.count == 0:                    # drained: the descriptor stops polling readable
+    if q.count == 0 and not q.lazy_fd:  # drained: the descriptor stops polling readable
         read(q.fd, &v, 8)
     pthread_mutex_unlock(&q.lock)
     return True
+
+
+cdef bint wq_idle(WQ* q) noexcept nogil:
+    """For a queue whose one consumer resets its eventfd only before it sleeps: True if empty,
+    the eventfd then reset, so that the next push wakes the sleeper; False if entries wait."""
+    cdef uint64_t v
+    cdef bint empty
+    pthread_mutex_lock(&q.lock)
+    empty = q.count == 0
+    if empty:
+        read(q.fd, &v, 8)               # nonblocking: 0 or more pushes since the last reset
+    pthread_mutex_unlock(&q.lock)
+    return empty
 
 
 cdef uint32_t wq_len(WQ* q) noexcept nogil:
@@ -173,7 +186,11 @@ cdef class Worker:
         self.index, self.rxq = index, rxq
         cap = rxq.max_deliveries + 16
         self.capture_q = WorkQueue(cap)
+        # The capture thread empties this queue every step: a read of the eventfd each time
+        # it empties would be a system call per chunk on the capture core. It resets the fd
+        # only before it sleeps on it (CaptureThread.sleep); nobody else waits on it.
         self.recycle_q = WorkQueue(cap)
+        self.recycle_q.q.lazy_fd = True
         self._peers = [self]
         self.threshold = 1.0
         self.stopping = True            # until the engine's start() resumes it
@@ -251,13 +268,9 @@ cdef class Worker:
     def resume(self):
         """A new run: chunks of the previous one stay void. Called before the capture threads
         start, so that a stop() that comes before a thread's first step is never undone."""
-        cdef uint64_t v
         self.epoch += 1
         self.stopping = False
-        pthread_mutex_lock(&self.recycle_q.q.lock)
-        if self.recycle_q.q.count == 0:     # undo stop()'s wake-up: readable means entries
-            read(self.recycle_q.q.fd, &v, 8)
-        pthread_mutex_unlock(&self.recycle_q.q.lock)
+        wq_idle(self.recycle_q.q)           # undo stop()'s wake-up
 
     def stop(self):
         """No capture, delivery or release from now on (the engine's stop() then empties the
@@ -442,6 +455,9 @@ cdef class CaptureThread:
         cdef epoll_event ev[16]
         cdef uint32_t i
         cdef int fd
+        for i in range(self.n):
+            if not wq_idle((<Worker>self.ws[i]).recycle_q.q):
+                return                          # chunks came back: work, not sleep
         for i in range(self.n):
             fd = (<Worker>self.ws[i]).rxq.wait_fd()
             fd = fd if fd >= 0 else -1          # WAIT_RECYCLE: the eventfd is enough

@@ -73,7 +73,8 @@ cdef bint enter(DeviceState s, int64_t* now) noexcept nogil:
     pthread_mutex_lock(&s.clock_lock)
     st32(&s.sync_pending, 0)
     now[0] = catch_up(s)
-    s.arrivals.settle(s)            # the access may read a counter
+    if s.arrivals is not None:      # (a detach may have come before the lock)
+        s.arrivals.settle(s)        # the access may read a counter
     return 1
 
 
