@@ -4,7 +4,10 @@ delivers them when the driver touches it, each meeting the state silicon would h
 No test asserts on timing: a test that needs frames to be due sleeps past their due time
 (time.sleep sleeps at least that long), and every count is exact.
 """
+import os
 import struct
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,6 +15,8 @@ import pytest
 
 from datasheet_driver import DatasheetDriver, MPC, QPRDC, RDT, RNBC
 from wirecap.sim import Device, TrafficProfile, Wire
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def seq(frame, profile):
@@ -235,3 +240,36 @@ def test_conservation_is_exact_for_ten_million_frames_on_the_driver_clock(fresh_
     finally:
         nic.port.wire.stop()
         nic.close()
+
+
+DEADLOCK_PROBE = """
+import threading
+from wirecap import sim
+from wirecap.devices import open_device
+from wirecap.sim import TrafficProfile
+nic = open_device("sim:0")
+q = nic.rx_queue(0, ndesc=256, segment=64, chunks=8)
+nic.start()
+done = False
+def counters():                     # Python-level register reads: the GIL held throughout
+    while not done:
+        nic.counters()
+t = threading.Thread(target=counters)
+t.start()
+w = nic.port.wire
+for i in range(400):                # each stop() takes the schedule off the clock (detach)
+    w.play(TrafficProfile(count=10**6, rate=2e6))
+    q.discard()
+    w.stop()
+done = True
+t.join()
+print("ok")
+"""
+
+
+def test_register_reads_with_the_gil_never_deadlock_with_a_wire_leaving_the_clock():
+    # detach holds the clock lock while it takes the GIL back; a register access from a
+    # thread holding the GIL must therefore never block on the clock lock with it
+    p = subprocess.run([sys.executable, "-c", DEADLOCK_PROBE], capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]

@@ -245,7 +245,9 @@ cdef class Worker:
         """Recycle what came back, then capture once: 1 if anything was done. Call it only
         while holding ``own``."""
         cdef Entry e
-        cdef int did = self.drain_recycles() > 0
+        cdef int did = 0
+        if wq_len(self.recycle_q.q):        # no lock per poll: a push now is seen next step
+            did = self.drain_recycles() > 0
         if self.rxq.capture(&e.d, mono_ns()):
             e.owner, e.epoch = self.index, self.epoch
             self.captured += 1

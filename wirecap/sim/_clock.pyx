@@ -28,6 +28,15 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_trylock(pthread_mutex_t*)
     int pthread_mutex_unlock(pthread_mutex_t*)
 
+cdef extern from "Python.h" nogil:
+    ctypedef struct PyThreadState
+    int PyGILState_Check()
+    PyThreadState* PyEval_SaveThread()
+    void PyEval_RestoreThread(PyThreadState*)
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
 
 cdef enum:
     # A poll delivers the frames due at least this long before it (about 30 at line rate), as
@@ -64,17 +73,38 @@ cdef void sync(DeviceState s, int64_t now) noexcept nogil:
     serve(s)
 
 
-cdef bint enter(DeviceState s, int64_t* now) noexcept nogil:
-    """Before a register access: deliver what is due, and give the access its time. Returns
-    whether the lock was taken (pass it to leave)."""
+cdef void lock_clock(DeviceState s) noexcept nogil:
+    # A register access may come from a thread that holds the GIL (a driver's Python-level
+    # register read), and attach/detach hold the clock lock while they take the GIL back: such
+    # a thread must not block on the lock with the GIL, so it lets the GIL go while it waits.
+    cdef PyThreadState* ts
+    if pthread_mutex_trylock(&s.clock_lock) == 0:
+        return
+    if not PyGILState_Check():
+        pthread_mutex_lock(&s.clock_lock)
+        return
+    ts = PyEval_SaveThread()
+    pthread_mutex_lock(&s.clock_lock)
+    pthread_mutex_unlock(&s.clock_lock)     # the GIL before the lock, as everyone takes them
+    PyEval_RestoreThread(ts)
+    while pthread_mutex_trylock(&s.clock_lock) != 0:
+        ts = PyEval_SaveThread()
+        sched_yield()
+        PyEval_RestoreThread(ts)
+
+
+cdef bint enter(DeviceState s, int64_t* now, bint settle=True) noexcept nogil:
+    """Before a register access: deliver what is due, count it unless ``settle`` is false (an
+    access that reads no counter and changes nothing they depend on: a tail doorbell), and
+    give the access its time. Returns whether the lock was taken (pass it to leave)."""
     if s.arrivals is None:
         now[0] = mono_ns()
         return 0
-    pthread_mutex_lock(&s.clock_lock)
+    lock_clock(s)
     st32(&s.sync_pending, 0)
     now[0] = catch_up(s)
-    if s.arrivals is not None:      # (a detach may have come before the lock)
-        s.arrivals.settle(s)        # the access may read a counter
+    if settle and s.arrivals is not None:   # (a detach may have come before the lock)
+        s.arrivals.settle(s)
     return 1
 
 
