@@ -240,3 +240,36 @@ def test_put_waiting_writes_every_waiting_chunk_and_releases_it(tmp_path, fmt):
     assert [(data, orig) for _, data, orig in records] == want
     stamps = [ts for ts, _, _ in records]
     assert stamps == sorted(stamps) and stamps[0] > 0
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_start_over_writes_the_file_again_from_its_header(tmp_path, chunks, fmt):
+    path, ref = tmp_path / "x", tmp_path / "ref"
+    w = open_writer(str(path), fmt)
+    for c in chunks:                                # more than what comes after
+        w.put_chunk(c)
+    w.flush()
+    longer = os.path.getsize(path)
+    w.start_over()
+    w.put_chunk(chunks[0])
+    w.close()
+    with open_writer(str(ref), fmt) as r:
+        r.put_chunk(chunks[0])
+    assert path.read_bytes() == ref.read_bytes()   # the old tail is cut at close
+    assert os.path.getsize(path) < longer and w.records == len(chunks[0])
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a tmpfs at /dev/shm")
+def test_reserve_sets_tmpfs_pages_aside_without_growing_the_file(chunks):
+    path = f"/dev/shm/wirecap-test-reserve-{os.getpid()}"
+    try:
+        w = open_writer(path, "pcap")
+        before = os.stat(path).st_blocks
+        assert w.reserve(8 << 20)
+        st = os.stat(path)
+        assert st.st_size == 24 and st.st_blocks >= before + (8 << 20) // 512
+        w.put_chunk(chunks[0])
+        w.close()
+        assert len(read_pcap(path)[1]) == len(chunks[0])
+    finally:
+        os.unlink(path)

@@ -21,6 +21,7 @@ cdef class Dumpfile:
     cdef readonly object path
     cdef readonly uint64_t records      # records appended (on disk once flushed)
     cdef object failed                  # the WriteError that ended the file
+    cdef bint rewound                   # written over from its start: cut at close()
 
     cdef int _write_all(self, const uint8_t* p, size_t size) noexcept nogil
     cdef int _drain(self) noexcept nogil

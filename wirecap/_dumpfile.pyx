@@ -17,7 +17,11 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from posix.types cimport off_t
-from posix.unistd cimport close, ftruncate, write
+from posix.unistd cimport close, ftruncate, lseek, write, SEEK_SET
+
+cdef extern from "<fcntl.h>" nogil:
+    int fallocate(int fd, int mode, off_t offset, off_t len)
+    enum: FALLOC_FL_KEEP_SIZE
 
 from wirecap.errors import WirecapError
 
@@ -232,6 +236,30 @@ cdef class Dumpfile:
         """The file's size once everything appended is out."""
         return self.offset + self.used
 
+    def reserve(self, uint64_t nbytes):
+        """Have the filesystem set aside the next ``nbytes`` of the file now, without growing
+        it (fallocate, FALLOC_FL_KEEP_SIZE): a tmpfs then allocates and zeroes those pages
+        here rather than while packets are written (about 45 ns per 76-byte record on our
+        VM). True if the filesystem could; a refusal changes nothing."""
+        self._usable()
+        cdef int rc
+        cdef off_t at = <off_t>(self.offset + self.used)
+        with nogil:
+            rc = fallocate(self.fd, FALLOC_FL_KEEP_SIZE, at, <off_t>nbytes)
+        return rc == 0
+
+    def rewind(self):
+        """Write the file again from its first byte, over what it holds (its pages stay
+        allocated); close() cuts what is left of the old contents. ``records`` starts over."""
+        self._usable()
+        cdef int err
+        with nogil:
+            err = self._drain()
+        self._check(err)
+        if lseek(self.fd, 0, SEEK_SET) < 0:
+            raise OSError(errno, os.strerror(errno), os.fsdecode(self.path))
+        self.offset, self.records, self.rewound = 0, 0, True
+
     def flush(self):
         """Write out what the buffer holds."""
         self._usable()
@@ -253,6 +281,8 @@ cdef class Dumpfile:
         if self.failed is None:
             with nogil:
                 err = self._drain()
+                if not err and self.rewound:
+                    ftruncate(self.fd, <off_t>self.offset)
         close(self.fd)
         self.fd = -1
         self._check(err)

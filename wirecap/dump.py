@@ -95,6 +95,18 @@ class _File:
     def tell(self):
         return self._f.tell()
 
+    def reserve(self, nbytes):
+        """Set aside the file's next ``nbytes`` now (see Dumpfile.reserve): on tmpfs, writing
+        into reserved space costs no page allocation. True if the filesystem could."""
+        return self._f.reserve(nbytes)
+
+    def start_over(self):
+        """Write the file again from its start, header first, over what it holds and in the
+        space it already has (as ``-C`` with a one-file ring would, without freeing it)."""
+        self._f.rewind()
+        self._f.write(self._header)
+        self._opened()
+
     def _opened(self):
         try:
             self._f.flush()
@@ -120,8 +132,9 @@ class PcapWriter(_File):
             raise WirecapError(f"pcap snaplen {snaplen}: valid range is 1..{MAX_SNAPLEN}")
         self.path, self.nanosecond, self.snaplen = path, nanosecond, snaplen
         self._open(path, "pcap-ns" if nanosecond else "pcap")
-        self._f.write(struct.pack("<IHHiIII", MAGIC_NS if nanosecond else MAGIC_US, 2, 4, 0, 0,
-                                  snaplen, linktype))
+        self._header = struct.pack("<IHHiIII", MAGIC_NS if nanosecond else MAGIC_US, 2, 4, 0, 0,
+                                   snaplen, linktype)
+        self._f.write(self._header)
         self._opened()
 
     def write(self, timestamp_ns: int, frame, orig_len: int | None = None):
@@ -149,13 +162,14 @@ class PcapngWriter(_File):
         shb_opts = _option(4, application.encode()) if application else b""       # shb_userappl
         self._open(path, "pcapng")
         # Byte-order magic, version 1.0, section length -1 (not given: we write as we go).
-        self._f.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
-                             + shb_opts + _END_OF_OPTIONS))
+        self._header = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
+                              + shb_opts + _END_OF_OPTIONS)
         for name in names:
             idb_opts = (_option(2, name.encode()) if name else b"") \
                 + _option(9, bytes([9 if tsresol_ns else 6]))                       # if_tsresol
-            self._f.write(_block(1, struct.pack("<HHI", linktype, 0, snaplen)
-                                 + idb_opts + _END_OF_OPTIONS))
+            self._header += _block(1, struct.pack("<HHI", linktype, 0, snaplen)
+                                   + idb_opts + _END_OF_OPTIONS)
+        self._f.write(self._header)
         self.interfaces = len(names)
         self._opened()
 
