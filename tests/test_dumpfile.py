@@ -149,7 +149,7 @@ def test_a_full_device_is_one_error_naming_the_file():
 
 @pytest.fixture
 def small_fs(tmp_path):
-    """A 3 MiB tmpfs: room for two 1 MiB buffers of records, not three."""
+    """A 3 MiB tmpfs: it fills after a few buffers of records."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],

@@ -8,8 +8,9 @@ frames in 64 flows at 14.88 Mpps, and reads them with one consumer:
   pcap      the waiting chunks' packets formatted as pcap records in C straight into
             the writer's buffer and the chunks released, no Python object per chunk
             (``PcapWriter.put_waiting``; ``wirecap capture -w`` puts a chunk at a time the
-            same way), written to a file on tmpfs a MiB at a time; the file starts over
-            every GiB (as ``tcpdump -C`` would, keeping one file)
+            same way), written to a file on tmpfs 128 KiB at a time, into space set aside
+            before the run; the file starts over every GiB, in the same space (as
+            ``tcpdump -C`` would, keeping one file)
   loop      ``Handle.loop`` with a callback that does nothing, one handle per queue
   handler   ``multi_pkt_handler`` at x = 0: one pkt_handler thread per queue
 
