@@ -64,6 +64,7 @@ cdef class CaptureThread:
     cdef uint32_t n
     cdef volatile bint stopping
     cdef readonly uint64_t rounds, idle, sleeps
+    cdef public bint poll_only      # never nap on a device that must be polled (DPDK's way)
     cdef int epfd                   # while run() runs: where it sleeps (-1: it naps)
     cdef int* watched               # per queue: the device fd in epfd's set, or -1
 

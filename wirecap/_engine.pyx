@@ -504,7 +504,7 @@ cdef class CaptureThread:
                 now = mono_ns()
                 if idle_since == 0:
                     idle_since = now
-                elif now - idle_since > IDLE_NAP_NS:    # cores are shared here
+                elif now - idle_since > IDLE_NAP_NS and not self.poll_only:     # shared cores
                     (<Worker>self.ws[0]).rxq.idle()
             for i in range(self.n):
                 (<Worker>self.ws[i]).step_owned(True)   # no-op once stopping: the owner is free

@@ -68,7 +68,9 @@ class Engine:
                ``chrt -f N`` would: ordinary tasks (kernel threads included) then never take
                their cores, which at line rate no ring outlasts (a 1,024-descriptor ring lasts
                69 us). Needs root (CAP_SYS_NICE), and CPUs left to the application: a
-               real-time thread that polls would starve everything else on its core.
+               real-time thread that polls would starve everything else on its core. Such a
+               thread polls without ever napping, as DPDK's do: a nap's wake-up can come later
+               than a ring lasts (in a VM, an idle vCPU goes back to the host).
                Default None: ordinary scheduling
     rss_key    the 40-byte Toeplitz key for 82599 devices (default: the datasheet's example)
     """
@@ -149,6 +151,8 @@ class Engine:
         # queue i is served by capture thread i mod n, each thread polling its queues in turn
         n = len(self._cpus)
         self.capture_threads = [_engine.CaptureThread(self.workers[i::n]) for i in range(n)]
+        for ct in self.capture_threads:     # a real-time core is the capture's: it never naps
+            ct.poll_only = self._rt is not None
         self._counter_interval = counter_interval
         self._counter_stop = threading.Event()
         self.started_at = None
