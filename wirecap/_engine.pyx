@@ -460,6 +460,8 @@ cdef class CaptureThread:
         for i in range(self.n):
             if not wq_idle((<Worker>self.ws[i]).recycle_q.q):
                 return                          # chunks came back: work, not sleep
+            if (<Worker>self.ws[i]).stopping:  # after the reset: stop() sets it, then
+                return                          # writes the fd wq_idle may just have read
         for i in range(self.n):
             fd = (<Worker>self.ws[i]).rxq.wait_fd()
             fd = fd if fd >= 0 else -1          # WAIT_RECYCLE: the eventfd is enough
