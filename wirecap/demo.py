@@ -133,8 +133,7 @@ def demo(args):
         raise WirecapError(f"--ndesc {args.ndesc}: {SEGMENT} to 8192 descriptors, a multiple of the "
                            f"segment M={SEGMENT}; give e.g. --ndesc 4096")
     from .bench import linerate
-    rt = linerate.default_rt_priority() if args.rt_priority is None else \
-        (args.rt_priority or None)
+    rt = linerate.rt_priority(args.rt_priority)
     setup = linerate.prepare_hugepages(args.queues, args.ndesc, SEGMENT, 100)
     if setup:
         print(setup)

@@ -55,10 +55,13 @@ def geometry(ring_only, ndesc, segment, chunks):
             "chunks": ndesc // segment + 1 if ring_only else chunks}
 
 
-def default_rt_priority():
-    """SCHED_FIFO for the capture threads when this process may (root) and a CPU stays with
-    the application: a line-rate run then measures capture, not the kernel's other tasks
-    taking the capture core (README, "Line rate, end to end")."""
+def rt_priority(option=None):
+    """The capture threads' SCHED_FIFO priority for a run, from an ``--rt-priority`` value
+    (0: ordinary scheduling). By default RT_PRIORITY when this process may (root) and a CPU
+    stays with the application: a line-rate run then measures capture, not the kernel's other
+    tasks taking the capture core (README, "Line rate, end to end")."""
+    if option is not None:
+        return option or None
     return RT_PRIORITY if os.geteuid() == 0 and len(os.sched_getaffinity(0)) > 1 else None
 
 
@@ -386,7 +389,7 @@ def run(args):
         if c not in CONSUMERS:
             raise WirecapError(f"--consumers: {c!r} is not one of {', '.join(CONSUMERS)}")
     geometry(False, args.ndesc, args.segment, args.chunks)      # refuses a bad geometry now
-    rt = default_rt_priority() if args.rt_priority is None else (args.rt_priority or None)
+    rt = rt_priority(args.rt_priority)
     setup = prepare_hugepages(max(args.queues), args.ndesc, args.segment, args.chunks)
     if setup and not args.json:
         print(setup)

@@ -33,7 +33,7 @@ from ..engine import Engine
 from ..errors import WirecapError
 from ..sim import TrafficProfile, line_rate_pps
 from . import handler, report
-from .linerate import default_rt_priority
+from .linerate import rt_priority
 
 N = 1024
 PAPER_PIN = 14_880_000
@@ -138,7 +138,7 @@ def run_burst(cfg, P, pin, x, max_pps=0, flows=16, progress=None):
     sim.reset()                         # every run starts from a power-on model port
     t0 = time.monotonic()
     eng = Engine("sim:0", queues=1, segment=m, chunks=r, ndesc=N, flush_us=1000,
-                 rt_priority=default_rt_priority())
+                 rt_priority=rt_priority())
     try:
         eng.start()
         hs = handler.MultiHandler([handler.PktHandler(eng, 0, x, max_pps).start()])
@@ -242,7 +242,7 @@ def run_imbalance(mode, threshold, frames, rate, spec=IMBALANCE, progress=None):
     t0 = time.monotonic()
     q = spec["queues"]
     eng = Engine("sim:0", queues=q, mode=mode, threshold=threshold or 0.6, segment=spec["M"],
-                 chunks=spec["R"], ndesc=N, flush_us=1000, rt_priority=default_rt_priority())
+                 chunks=spec["R"], ndesc=N, flush_us=1000, rt_priority=rt_priority())
     weights = skewed_weights(spec["flows"], q, spec["heavy_share"])
     try:
         eng.start()

@@ -34,9 +34,6 @@ cdef extern from "Python.h" nogil:
     PyThreadState* PyEval_SaveThread()
     void PyEval_RestoreThread(PyThreadState*)
 
-cdef extern from "<sched.h>" nogil:
-    int sched_yield()
-
 
 cdef enum:
     # A poll delivers the frames due at least this long before it (about 30 at line rate), as
@@ -78,18 +75,13 @@ cdef void lock_clock(DeviceState s) noexcept nogil:
     # register read), and attach/detach hold the clock lock while they take the GIL back: such
     # a thread must not block on the lock with the GIL, so it lets the GIL go while it waits.
     cdef PyThreadState* ts
-    if pthread_mutex_trylock(&s.clock_lock) == 0:
-        return
     if not PyGILState_Check():
         pthread_mutex_lock(&s.clock_lock)
         return
-    ts = PyEval_SaveThread()
-    pthread_mutex_lock(&s.clock_lock)
-    pthread_mutex_unlock(&s.clock_lock)     # the GIL before the lock, as everyone takes them
-    PyEval_RestoreThread(ts)
     while pthread_mutex_trylock(&s.clock_lock) != 0:
         ts = PyEval_SaveThread()
-        sched_yield()
+        pthread_mutex_lock(&s.clock_lock)       # until the holder is done, without the GIL
+        pthread_mutex_unlock(&s.clock_lock)     # then take it again with the GIL held
         PyEval_RestoreThread(ts)
 
 
