@@ -1,6 +1,7 @@
 """The capture engine: capture threads, work-queue pairs, basic and advanced mode."""
 import select
 import struct
+import threading
 import time
 
 import pytest
@@ -217,6 +218,39 @@ def test_the_capture_queue_descriptor_is_selectable():
             x.release()
         assert select.select([fd], [], [], 0)[0] == []
         c.release()
+
+
+def test_a_descriptor_taken_while_chunks_wait_is_readable_at_once():
+    # the queue writes its eventfd only for sleepers until fileno() asks for level semantics
+    with Engine("sim:0", queues=1, ndesc=128, segment=16, flush_us=0) as eng:
+        wire(eng).send(TrafficProfile(count=32))
+        deadline = time.monotonic() + 5
+        while len(eng.workers[0].capture_q) == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        fd = eng.fileno(0)
+        assert select.select([fd], [], [], 0)[0] == [fd]
+        chunks = []
+        while sum(len(c) for c in chunks) < 32:
+            chunks.append(eng.next_chunk(0, timeout=1))
+        assert select.select([fd], [], [], 0)[0] == []
+        for c in chunks:
+            c.release()
+
+
+def test_two_readers_asleep_on_one_queue_both_see_the_chunk_that_comes():
+    # two sleepers may take each other's wake-up: each still looks again within a slice
+    with Engine("sim:0", queues=1, ndesc=128, segment=16, flush_us=0) as eng:
+        got = []
+        readers = [threading.Thread(target=lambda: got.append(eng.wait([0])), daemon=True)
+                   for _ in range(2)]       # no timeout: a lost wake-up would hang
+        for t in readers:
+            t.start()
+        time.sleep(0.2)                 # both past their spin, asleep
+        wire(eng).send(TrafficProfile(count=16))
+        for t in readers:
+            t.join(10)
+        assert got == [True, True]
+        eng.next_chunk(0, timeout=1).release()
 
 
 @pytest.mark.parametrize("threads", [True, False])

@@ -14,19 +14,32 @@ cdef struct Entry:              # a delivery travelling through a work queue
     uint32_t epoch              # the owner's run it was captured (or released) in
 
 
-cdef struct WQ:                 # bounded ring; many producers, many consumers
-    Entry* ring
-    uint32_t cap, head, count, peak
-    pthread_mutex_t lock
-    int fd                      # eventfd: readable while entries wait
-    bint lazy_fd                # ...or after: only wq_idle() resets it (one consumer)
+cdef struct Cell:               # one slot of a work queue
+    uint64_t seq                # which turn of the ring the slot is ready for (Vyukov)
+    Entry e
+
+
+cdef struct WQ:                 # bounded ring; many producers, many consumers, no lock
+    Cell* cells
+    uint64_t mask               # slots - 1 (a power of two)
+    uint8_t _pad0[48]           # producers and consumers write different cache lines
+    uint64_t enq                # next position a producer claims
+    uint8_t _pad1[56]
+    uint64_t deq                # next position a consumer claims
+    uint8_t _pad2[56]
+    uint64_t peak
     uint64_t offloaded_in       # entries a buddy placed here
+    int fd                      # eventfd: written when a sleeper may wait (see wq_sleep)
+    uint32_t sleepers           # threads between wq_sleep and wq_wake_up
+    uint32_t level              # fileno() was handed out: readable exactly while entries wait
 
 
 cdef bint wq_push(WQ* q, Entry* e, bint offload) noexcept nogil
 cdef bint wq_pop(WQ* q, Entry* e) noexcept nogil
 cdef uint32_t wq_len(WQ* q) noexcept nogil
-cdef bint wq_idle(WQ* q) noexcept nogil
+cdef bint wq_sleep(WQ* q) noexcept nogil
+cdef void wq_wake_up(WQ* q) noexcept nogil
+cdef void wq_reset(WQ* q) noexcept nogil
 
 
 cdef class WorkQueue:

@@ -18,6 +18,7 @@ import numpy as np
 from wirecap._bpf cimport Filter
 from wirecap._dumpfile cimport Dumpfile, Run
 from wirecap._ring cimport RxRing, Chunk, Delivery, WAIT_POLL
+from wirecap.includes.atomics cimport ld32, ld64, st32, st64, add32, add64, cas64, max64, fence
 from wirecap.includes.clocks cimport mono_ns
 from wirecap.includes.packet cimport packet_index
 from cpython.ref cimport PyObject
@@ -47,6 +48,14 @@ cdef extern from "<sys/epoll.h>" nogil:
     int EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CLOEXEC
     uint32_t EPOLLIN, EPOLLET
 
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd* fds, unsigned long nfds, int timeout)
+    short POLLIN
+
 cdef extern from "<sys/eventfd.h>" nogil:
     int eventfd(unsigned int initval, int flags)
     int EFD_NONBLOCK
@@ -55,57 +64,104 @@ cdef extern from "<sys/eventfd.h>" nogil:
 
 cdef enum:
     IDLE_NAP_NS = 200000    # a capture thread idle this long starts to nap (200 us)
+    # A reader asleep wakes at least this often to look (two readers of one queue may take
+    # each other's wake-up): never later than this, never a hang
+    SLEEP_SLICE_MS = 100
 
 
 # ----------------------------------------------------------------------------- work queues
+# Dmitry Vyukov's bounded MPMC queue: a producer claims a position by compare-and-swap and
+# publishes the slot with its sequence number, a consumer likewise; nobody waits for a lock
+# another thread holds (a capture thread that slept on a mutex the reader held lost the CPU
+# to the hypervisor and came back too late for the ring). The eventfd is written only when
+# someone may be asleep on it, so a reader that keeps up costs the capture core no system
+# call; fileno() turns on level semantics for select() users.
+
 cdef bint wq_push(WQ* q, Entry* e, bint offload) noexcept nogil:
-    cdef uint64_t one = 1
-    pthread_mutex_lock(&q.lock)
-    if q.count == q.cap:
-        pthread_mutex_unlock(&q.lock)
-        return False
-    q.ring[(q.head + q.count) % q.cap] = e[0]
-    q.count += 1
-    if q.count > q.peak:
-        q.peak = q.count
+    cdef uint64_t pos = ld64(&q.enq), n
+    cdef Cell* c
+    cdef int64_t dif
+    while True:
+        c = &q.cells[pos & q.mask]
+        dif = <int64_t>(ld64(&c.seq) - pos)
+        if dif == 0:
+            if cas64(&q.enq, &pos, pos + 1):
+                break
+        elif dif < 0:
+            return False                # full
+        else:
+            pos = ld64(&q.enq)
+    c.e = e[0]
+    st64(&c.seq, pos + 1)
     if offload:
-        q.offloaded_in += 1
-    if q.count == 1:                    # empty -> not empty: wake a blocked reader
-        write(q.fd, &one, 8)
-    pthread_mutex_unlock(&q.lock)
+        add64(&q.offloaded_in, 1)
+    fence()                             # publish, then look for sleepers (pairs with wq_sleep)
+    n = pos + 1 - ld64(&q.deq)
+    max64(&q.peak, n)
+    if ld32(&q.sleepers) or (ld32(&q.level) and n == 1):
+        _signal(q)
     return True
 
 
 cdef bint wq_pop(WQ* q, Entry* e) noexcept nogil:
-    cdef uint64_t v
-    pthread_mutex_lock(&q.lock)
-    if q.count == 0:
-        pthread_mutex_unlock(&q.lock)
-        return False
-    e[0] = q.ring[q.head]
-    q.head = (q.head + 1) % q.cap
-    q.count -= 1
-    if q.count == 0 and not q.lazy_fd:  # drained: the descriptor stops polling readable
-        read(q.fd, &v, 8)
-    pthread_mutex_unlock(&q.lock)
+    cdef uint64_t pos = ld64(&q.deq)
+    cdef Cell* c
+    cdef int64_t dif
+    while True:
+        c = &q.cells[pos & q.mask]
+        dif = <int64_t>(ld64(&c.seq) - (pos + 1))
+        if dif == 0:
+            if cas64(&q.deq, &pos, pos + 1):
+                break
+        elif dif < 0:
+            return False                # empty (or its producer has not published yet)
+        else:
+            pos = ld64(&q.deq)
+    e[0] = c.e
+    st64(&c.seq, pos + q.mask + 1)      # the slot is free for the next turn
+    if ld32(&q.level):
+        fence()
+        if ld64(&q.enq) == pos + 1:     # drained: the descriptor stops polling readable,
+            _drain_fd(q)                # unless a push came in meanwhile
+            fence()
+            if wq_len(q):
+                _signal(q)
     return True
 
 
-cdef bint wq_idle(WQ* q) noexcept nogil:
-    """For a queue whose one consumer resets its eventfd only before it sleeps: True if empty,
-    the eventfd then reset, so that the next push wakes the sleeper; False if entries wait."""
-    cdef uint64_t v
-    cdef bint empty
-    pthread_mutex_lock(&q.lock)
-    empty = q.count == 0
-    if empty:
-        read(q.fd, &v, 8)               # nonblocking: 0 or more pushes since the last reset
-    pthread_mutex_unlock(&q.lock)
-    return empty
-
-
 cdef uint32_t wq_len(WQ* q) noexcept nogil:
-    return q.count                      # a racy read is fine for load balancing
+    cdef uint64_t deq = ld64(&q.deq)    # first: enq only grows, so this is never negative
+    return <uint32_t>(ld64(&q.enq) - deq)
+
+
+cdef bint wq_sleep(WQ* q) noexcept nogil:
+    """Before sleeping on q's fd: announce it, then look again. True: sleep (every later push
+    writes the fd); False: entries wait. Either way call wq_wake_up afterwards."""
+    add32(&q.sleepers, 1)
+    if not ld32(&q.level):
+        _drain_fd(q)                    # writes for earlier sleepers
+    fence()                             # pairs with wq_push's
+    return wq_len(q) == 0
+
+
+cdef void wq_wake_up(WQ* q) noexcept nogil:
+    add32(&q.sleepers, -1)
+
+
+cdef void wq_reset(WQ* q) noexcept nogil:
+    """Forget past writes of the fd (one that stop() wrote to wake a sleeper)."""
+    if not ld32(&q.level):
+        _drain_fd(q)
+
+
+cdef inline void _signal(WQ* q) noexcept nogil:
+    cdef uint64_t one = 1
+    write(q.fd, &one, 8)
+
+
+cdef inline void _drain_fd(WQ* q) noexcept nogil:
+    cdef uint64_t v
+    read(q.fd, &v, 8)                   # nonblocking: 0 or more writes since the last one
 
 
 cdef extern from *:
@@ -141,35 +197,84 @@ def spin_ready(workers, int64_t spin_ns):
     return ready
 
 
+def sleep_ready(workers, timeout):
+    """Sleep on the capture queues of ``workers`` until one holds a chunk, at most
+    ``timeout`` seconds (None: no limit): True if one does. Their eventfds are written only
+    while someone sleeps like this (or has their fileno()), never for a reader that polls."""
+    cdef WQ* qs[64]
+    cdef pollfd fds[64]
+    cdef uint32_t i, n = 0
+    cdef bint ready = False, forever = timeout is None
+    cdef int64_t end = 0, left
+    cdef int ms
+    for w in workers:
+        if n == 64:
+            break
+        qs[n] = (<Worker>w).capture_q.q
+        fds[n].fd, fds[n].events = qs[n].fd, POLLIN
+        n += 1
+    if not forever:
+        end = mono_ns() + <int64_t>(max(timeout, 0) * 1e9)
+    with nogil:
+        for i in range(n):
+            ready |= not wq_sleep(qs[i])
+        while not ready:
+            ms = SLEEP_SLICE_MS
+            if not forever:
+                left = end - mono_ns()
+                if left <= 0:
+                    break
+                ms = <int>min(<int64_t>SLEEP_SLICE_MS, (left + 999999) // 1000000)
+            poll(fds, n, ms)
+            for i in range(n):          # woken, or a slice ended: forget the writes, look
+                wq_reset(qs[i])
+            fence()
+            for i in range(n):
+                ready |= wq_len(qs[i]) != 0
+        for i in range(n):
+            wq_wake_up(qs[i])
+    return ready
+
+
 cdef class WorkQueue:
     def __cinit__(self, uint32_t capacity):
+        cdef uint64_t slots = 1, i
+        while slots < capacity:
+            slots <<= 1
         self.q = <WQ*>calloc(1, sizeof(WQ))
         if self.q == NULL:
             raise MemoryError("work queue")
-        self.q.ring = <Entry*>calloc(capacity, sizeof(Entry))
+        self.q.fd = -1
+        self.q.cells = <Cell*>calloc(slots, sizeof(Cell))
         self.q.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
-        if self.q.ring == NULL or self.q.fd < 0:
+        if self.q.cells == NULL or self.q.fd < 0:
             raise MemoryError("work queue ring or eventfd")
-        self.q.cap = capacity
-        pthread_mutex_init(&self.q.lock, NULL)
+        self.q.mask = slots - 1
+        for i in range(slots):
+            self.q.cells[i].seq = i
 
     def __dealloc__(self):
         if self.q != NULL:
             if self.q.fd >= 0:
                 close(self.q.fd)
-            pthread_mutex_destroy(&self.q.lock)
-            free(self.q.ring)
+            free(self.q.cells)
             free(self.q)
 
     def fileno(self):
+        """A descriptor readable while entries wait (from now on: the queue keeps it so)."""
+        st32(&self.q.level, 1)
+        _drain_fd(self.q)
+        fence()
+        if wq_len(self.q):
+            _signal(self.q)
         return self.q.fd
 
     def __len__(self):
-        return self.q.count
+        return wq_len(self.q)
 
     @property
     def capacity(self):
-        return self.q.cap
+        return self.q.mask + 1
 
     @property
     def peak(self):
@@ -186,11 +291,7 @@ cdef class Worker:
         self.index, self.rxq = index, rxq
         cap = rxq.max_deliveries + 16
         self.capture_q = WorkQueue(cap)
-        # The capture thread empties this queue every step: a read of the eventfd each time
-        # it empties would be a system call per chunk on the capture core. It resets the fd
-        # only before it sleeps on it (CaptureThread.sleep); nobody else waits on it.
-        self.recycle_q = WorkQueue(cap)
-        self.recycle_q.q.lazy_fd = True
+        self.recycle_q = WorkQueue(cap)     # its one consumer sleeps on it in CaptureThread.sleep
         self._peers = [self]
         self.threshold = 1.0
         self.stopping = True            # until the engine's start() resumes it
@@ -272,7 +373,7 @@ cdef class Worker:
         start, so that a stop() that comes before a thread's first step is never undone."""
         self.epoch += 1
         self.stopping = False
-        wq_idle(self.recycle_q.q)           # undo stop()'s wake-up
+        wq_reset(self.recycle_q.q)          # undo stop()'s wake-up
 
     def stop(self):
         """No capture, delivery or release from now on (the engine's stop() then empties the
@@ -399,8 +500,8 @@ cdef class Worker:
     def stats(self):
         return {"captured_chunks": self.captured, "offloaded_out": self.offloaded_out,
                 "offloaded_in": self.capture_q.q.offloaded_in, "refused": self.refused,
-                "capture_queue": self.capture_q.q.count, "capture_queue_peak":
-                self.capture_q.q.peak, "recycle_queue": self.recycle_q.q.count,
+                "capture_queue": wq_len(self.capture_q.q), "capture_queue_peak":
+                self.capture_q.q.peak, "recycle_queue": wq_len(self.recycle_q.q),
                 "discarded": self.discarded}
 
 
@@ -457,12 +558,14 @@ cdef class CaptureThread:
         cdef epoll_event ev[16]
         cdef uint32_t i
         cdef int fd
+        cdef bint work = False
+        for i in range(self.n):                 # announce it first: a release from now on
+            work |= not wq_sleep((<Worker>self.ws[i]).recycle_q.q)  # writes the fd
+        for i in range(self.n):                 # stop() sets this, then writes the fd
+            work |= (<Worker>self.ws[i]).stopping
         for i in range(self.n):
-            if not wq_idle((<Worker>self.ws[i]).recycle_q.q):
-                return                          # chunks came back: work, not sleep
-            if (<Worker>self.ws[i]).stopping:  # after the reset: stop() sets it, then
-                return                          # writes the fd wq_idle may just have read
-        for i in range(self.n):
+            if work:
+                break
             fd = (<Worker>self.ws[i]).rxq.wait_fd()
             fd = fd if fd >= 0 else -1          # WAIT_RECYCLE: the eventfd is enough
             if fd == self.watched[i]:
@@ -474,10 +577,14 @@ cdef class CaptureThread:
             if fd >= 0:
                 if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev[0]) < 0:
                     (<Worker>self.ws[i]).rxq.idle()     # cannot watch it: nap this once
-                    return
+                    work = True
+                    break
                 self.watched[i] = fd
-        self.sleeps += 1
-        epoll_wait(self.epfd, ev, 16, -1)
+        if not work:
+            self.sleeps += 1
+            epoll_wait(self.epfd, ev, 16, -1)
+        for i in range(self.n):
+            wq_wake_up((<Worker>self.ws[i]).recycle_q.q)
 
     def run(self):
         """The capture thread's body: poll every queue in turn, without the GIL, until stop()."""

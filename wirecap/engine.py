@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-import select
+import warnings
 import threading
 import time
 
@@ -336,12 +336,12 @@ class Engine:
     def wait(self, queues=None, timeout=None):
         """Until a chunk waits on one of ``queues`` (default: every queue), at most
         ``timeout`` seconds (None: no limit): True if one does. It polls the capture queues
-        for up to SPIN_US first, as a DPDK reader polls, and only then sleeps on their fds
-        (``fileno()``), so that a reader keeping up with line rate never sleeps."""
+        for up to SPIN_US first, as a DPDK reader polls, and only then sleeps on their
+        eventfds, so that a reader keeping up with line rate never sleeps."""
         ws = self.workers if queues is None else [self._worker(q) for q in queues]
         if self.threads and _engine.spin_ready(ws, SPIN_US * 1000):     # inline: nobody fills
             return True
-        return bool(select.select([w.capture_q for w in ws], [], [], timeout)[0])
+        return _engine.sleep_ready(ws, timeout)
 
     def write_chunks(self, queue, dumpfile, snaplen):
         """Write every chunk waiting for ``queue`` into ``dumpfile`` (a _dumpfile.Dumpfile)
