@@ -33,4 +33,4 @@ def test_bench_pmd_json(capsys):
         s = r["ns_per_packet"]
         assert s["n"] == 3 and 0 < s["min"] <= s["median"] <= s["max"]
     mem = result["results"][0]["memory"]
-    assert mem["metadata_per_buffer"] <= 32 and mem["pool"] == 65 * 64 * 2048
+    assert mem["metadata_per_buffer"] <= 32 and mem["pool"] == 65 * 64 * (2048 + 64)

@@ -21,6 +21,7 @@ cdef class Nic:
 cdef class RxQueue(RxRing):
     cdef readonly Nic nic
     cdef readonly uint32_t ndesc, bufsize, nseg
+    cdef readonly uint32_t stride       # bytes from one packet buffer to the next
     cdef readonly int64_t flush_ns
     cdef Regs regs
     cdef uint32_t rdt_off

@@ -255,6 +255,16 @@ def _geometry_error(msg):
 
 
 # ----------------------------------------------------------------------------- receive
+# Buffers B bytes apart would all fall in the same few cache sets (B is a multiple of
+# 1 KiB), so that every frame's write would miss: one more cache line between them spreads a
+# pool over every set, as DPDK's 2,304-byte mbufs do.
+BUFFER_PAD = 64
+
+
+def pool_bytes(chunks, segment, bufsize):
+    """The DMA memory a receive pool of ``chunks`` chunks of ``segment`` buffers takes."""
+    return chunks * segment * (bufsize + BUFFER_PAD)
+
 cdef class RxQueue(RxRing):
     """A receive queue with WireCAP's descriptor segments and ring buffer pool.
 
@@ -290,18 +300,19 @@ cdef class RxQueue(RxRing):
             raise _geometry_error(f"flush_us={flush_us}: give a non-negative timeout or None")
         self.nic, self.device, self.index, self.regs = nic, nic, index, nic.regs
         self.ndesc, self.bufsize = ndesc, bufsize
+        self.stride = bufsize + BUFFER_PAD
         self.max_deliveries = <uint64_t>R * segment     # at most one per packet buffer
         self.nseg = ndesc // segment
         self.flush_ns = -1 if flush_us is None else <int64_t>(flush_us * 1000)
         self.rdt_off = ixgbe.RDT(index)
         # memory: the ring and the pool are DMA memory; metadata is ordinary memory
         self.ring_mem = nic.domain.alloc(ndesc * r.DESC_SIZE, _HUGE_RING(ndesc))
-        self.pool_mem = nic.domain.alloc(<size_t>R * segment * bufsize)
+        self.pool_mem = nic.domain.alloc(<size_t>R * segment * self.stride)
         self.ring, self.pool = self.ring_mem.addr, self.pool_mem.addr
         self.pool_iova = self.pool_mem.iova
-        self.pool_array = self.pool_mem.array[:<size_t>R * segment * bufsize]
-        self._columns(R, segment, <uint64_t>segment * bufsize,
-                      np.tile(np.arange(segment, dtype=np.uint32) * bufsize, R))
+        self.pool_array = self.pool_mem.array[:<size_t>R * segment * self.stride]
+        self._columns(R, segment, <uint64_t>segment * self.stride,
+                      np.tile(np.arange(segment, dtype=np.uint32) * self.stride, R))
         own = dict(tx_refs=np.zeros(R, np.uint32), waiting=np.zeros(R, np.uint32),
                    seg_chunk=np.full(self.nseg, -1, np.int32))
         self._own = own
@@ -337,7 +348,7 @@ cdef class RxQueue(RxRing):
     # ------------------------------------------------------------------ the fast path
     cdef void _attach(self, uint32_t seg, uint32_t c) noexcept nogil:
         cdef uint32_t i, base = seg * self.segment
-        cdef uint64_t addr = self.pool_iova + <uint64_t>c * self.segment * self.bufsize
+        cdef uint64_t addr = self.pool_iova + <uint64_t>c * self.segment * self.stride
         cdef uint64_t* d
         self.ch[c].state = CH_ARMED
         self.ch[c].seg = seg
@@ -345,7 +356,7 @@ cdef class RxQueue(RxRing):
         self.seg_chunk[seg] = c
         for i in range(self.segment):       # 7.1.6.1 read format: buffer address, no header
             d = <uint64_t*>(self.ring + (base + i) * r.DESC_SIZE)
-            d[0] = addr + <uint64_t>i * self.bufsize
+            d[0] = addr + <uint64_t>i * self.stride
             d[1] = 0                        # clears DD of the previous write-back
         self.narmed += 1
 
@@ -535,7 +546,7 @@ cdef class RxQueue(RxRing):
     def memory(self):
         """Bytes of DMA memory (ring + pool) and of per-buffer metadata."""
         meta, per_buffer = self.metadata_bytes
-        return {"ring": self.ndesc * r.DESC_SIZE, "pool": self.pool_array.nbytes,
+        return {"ring": self.ndesc * r.DESC_SIZE, "pool": self.chunks * self.chunk_bytes,
                 "metadata": meta, "metadata_per_buffer": per_buffer,
                 "pool_backing": self.pool_mem.backing}
 
@@ -547,6 +558,7 @@ cdef class RxQueue(RxRing):
             self.nic.domain.free(self.ring_mem)
             self.nic.domain.free(self.pool_mem)
             self.ring_mem = self.pool_mem = None
+            self.pool_array = None          # our view would keep the pages until a GC pass
 
 
 # ----------------------------------------------------------------------------- transmit
@@ -614,7 +626,7 @@ cdef class TxQueue:
         self.src_refs[self.tail] = src.tx_refs
         self.src_chunk[self.tail] = chunk
         add32(&src.tx_refs[chunk], 1)
-        self._put(src.pool_iova + (<uint64_t>chunk * src.segment + pkt) * src.bufsize, length)
+        self._put(src.pool_iova + (<uint64_t>chunk * src.segment + pkt) * src.stride, length)
         self.zero_copy += 1
         return 0
 
