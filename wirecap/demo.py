@@ -133,10 +133,16 @@ def demo(args):
         raise WirecapError(f"--ndesc {args.ndesc}: {SEGMENT} to 8192 descriptors, a multiple of the "
                            f"segment M={SEGMENT}; give e.g. --ndesc 4096")
     from .bench import linerate
+    with linerate.unthrottled() as unthrottling:
+        _demo(args, linerate, unthrottling)
+
+
+def _demo(args, linerate, unthrottling):
     rt = linerate.rt_priority(args.rt_priority)
     setup = linerate.prepare_hugepages(args.queues, args.ndesc, SEGMENT, 100)
-    if setup:
-        print(setup)
+    for line in (setup, unthrottling if rt else None):
+        if line:
+            print(line)
     print(f"1. line rate: sim:0, the 82599 model, {args.queues} RSS queue(s), rings of "
           f"{args.ndesc} descriptors, pools of R=100 chunks x M={SEGMENT}, capture thread "
           f"{f'under SCHED_FIFO {rt}' if rt else 'scheduled as usual'}\n")

@@ -70,8 +70,11 @@ class Engine:
                69 us). Needs root (CAP_SYS_NICE), and CPUs left to the application: a
                real-time thread that polls would starve everything else on its core. Such a
                thread polls without ever napping, as DPDK's do: a nap's wake-up can come later
-               than a ring lasts (in a VM, an idle vCPU goes back to the host).
-               Default None: ordinary scheduling
+               than a ring lasts (in a VM, an idle vCPU goes back to the host). The kernel's
+               real-time throttling (by default 950,000 of every 1,000,000 us) then stops it
+               for 50 ms each second, which no ring outlasts: turn it off
+               (``sysctl kernel.sched_rt_runtime_us=-1``) or leave this unset; Engine warns
+               (ThrottleWarning). Default None: ordinary scheduling
     rss_key    the 40-byte Toeplitz key for 82599 devices (default: the datasheet's example)
     """
 
@@ -465,6 +468,23 @@ def _app_cpus(spec, capture):
     return cpus
 
 
+RT_RUNTIME, RT_PERIOD = "/proc/sys/kernel/sched_rt_runtime_us", "/proc/sys/kernel/sched_rt_period_us"
+
+
+class ThrottleWarning(UserWarning):
+    """Real-time capture threads will be throttled by the kernel: their rings will overflow."""
+
+
+def rt_throttling():
+    """The kernel's real-time throttling as (runtime, period) in us, or None if it is off."""
+    try:
+        with open(RT_RUNTIME) as f, open(RT_PERIOD) as g:
+            runtime, period = int(f.read()), int(g.read())
+    except (OSError, ValueError):
+        return None
+    return None if runtime < 0 or runtime >= period else (runtime, period)
+
+
 def _rt_priority(spec, capture, threads):
     """The capture threads' SCHED_FIFO priority, from Engine's ``rt_priority``, or None."""
     if spec is None:
@@ -481,6 +501,14 @@ def _rt_priority(spec, capture, threads):
         raise WirecapError(f"rt_priority={spec}: the capture threads would poll on every CPU "
                            f"this process may use ({_cpu_list(sorted(allowed))}) and starve "
                            f"the rest; leave one to the application with capture_cpus")
+    if (throttle := rt_throttling()) is not None:
+        runtime, period = throttle
+        warnings.warn(f"rt_priority={spec}: the kernel stops real-time threads for "
+                      f"{(period - runtime) // 1000} ms of every {period // 1000} ms "
+                      f"(kernel.sched_rt_runtime_us={runtime}), and a capture thread that polls "
+                      f"never stops by itself: its rings overflow each time. Fix: `sysctl "
+                      f"kernel.sched_rt_runtime_us=-1` as root, or leave rt_priority unset",
+                      ThrottleWarning, stacklevel=3)
     return spec
 
 

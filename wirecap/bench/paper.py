@@ -33,7 +33,7 @@ from ..engine import Engine
 from ..errors import WirecapError
 from ..sim import TrafficProfile, line_rate_pps
 from . import handler, report
-from .linerate import rt_priority
+from .linerate import rt_priority, unthrottled
 
 N = 1024
 PAPER_PIN = 14_880_000
@@ -417,12 +417,13 @@ def run(args):
     if args.rate is not None and not 0 < args.rate <= line_rate_pps(64) * 1.000001:
         raise WirecapError(f"--rate {args.rate:g}: give 0 < Pin <= {line_rate_pps(64):,.0f} "
                            f"frames/s (10 GbE line rate for 64-byte frames)")
-    if args.figure == "imbalance":
-        result = imbalance(args.seconds or (1.0 if args.quick else 3.0))
-    else:
-        ps = args.p or (QUICK_P if args.quick else None)
-        repeats = args.repeats or (1 if args.quick or args.p else 3)
-        result = figure(args.figure, ps, args.rate, args.x, repeats)
+    with unthrottled():                 # SCHED_FIFO capture threads as root, never throttled
+        if args.figure == "imbalance":
+            result = imbalance(args.seconds or (1.0 if args.quick else 3.0))
+        else:
+            ps = args.p or (QUICK_P if args.quick else None)
+            repeats = args.repeats or (1 if args.quick or args.p else 3)
+            result = figure(args.figure, ps, args.rate, args.x, repeats)
     if args.png:
         png(result, args.png)
     report.emit(result, text(result), args.json)
