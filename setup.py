@@ -38,6 +38,7 @@ EXTENSIONS = [
     Extension("wirecap._dumpfile", ["wirecap/_dumpfile.pyx"]),
     Extension("wirecap.afpacket._ring", ["wirecap/afpacket/_ring.pyx"]),
     Extension("wirecap.bench._handler", ["wirecap/bench/_handler.pyx"]),
+    Extension("wirecap.bench._gaps", ["wirecap/bench/_gaps.pyx"]),
 ]
 for ext in EXTENSIONS:
     ext.include_dirs.append(numpy.get_include())

@@ -68,10 +68,22 @@ def add_commands(sub):
     lr.add_argument("--segment", type=int, default=256, help="descriptor segment size M")
     lr.add_argument("--chunks", type=int, default=100, help="WireCAP's pool size R")
     lr.add_argument("--rt-priority", type=int, default=None, metavar="N",
-                    help="capture threads under SCHED_FIFO at N (default: 10 as root; 0: "
-                         "ordinary scheduling)")
+                    help="capture threads under SCHED_FIFO at N (default: 10 as root, with "
+                         "real-time throttling off while the runs last; 0: ordinary "
+                         "scheduling)")
     lr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lr.set_defaults(func=_run_linerate)
+
+    g = which.add_parser("gaps", help="how long this machine takes a polling CPU away: the "
+                                      "floor under any capture thread's losses")
+    g.add_argument("--seconds", type=float, default=5.0, help="seconds per CPU")
+    g.add_argument("--cpus", type=lambda t: [int(c) for c in t.split(",")], default=None,
+                   help="CPUs to probe, one after another, e.g. 0,1 (default: every one)")
+    g.add_argument("--rt-priority", type=int, default=None, metavar="N",
+                   help="probe under SCHED_FIFO at N (default: 10 as root, with real-time "
+                        "throttling off; 0: ordinary scheduling)")
+    g.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    g.set_defaults(func=_run_gaps)
 
     pp = which.add_parser("paper", help="the paper's experiments: --figure 8, 9, 10 or "
                                         "imbalance (table, --json, --png)")
@@ -83,6 +95,11 @@ def add_commands(sub):
 def _run_linerate(args):
     from . import linerate
     linerate.run(args)
+
+
+def _run_gaps(args):
+    from . import gaps
+    gaps.run(args)
 
 
 def _run_handler(args):
