@@ -21,6 +21,7 @@ from wirecap._ring cimport RxRing, Chunk, Delivery, WAIT_POLL
 from wirecap.includes.atomics cimport ld32, ld64, st32, st64, add32, add64, cas64, max64, fence
 from wirecap.includes.clocks cimport mono_ns
 from wirecap.includes.packet cimport packet_index
+from wirecap.includes.poll cimport pollfd, poll, POLLIN
 from cpython.ref cimport PyObject
 from wirecap.errors import WirecapError
 
@@ -47,14 +48,6 @@ cdef extern from "<sys/epoll.h>" nogil:
     int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout)
     int EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CLOEXEC
     uint32_t EPOLLIN, EPOLLET
-
-cdef extern from "<poll.h>" nogil:
-    struct pollfd:
-        int fd
-        short events
-        short revents
-    int poll(pollfd* fds, unsigned long nfds, int timeout)
-    short POLLIN
 
 cdef extern from "<sys/eventfd.h>" nogil:
     int eventfd(unsigned int initval, int flags)

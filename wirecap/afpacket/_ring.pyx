@@ -30,6 +30,7 @@ from wirecap._ring cimport (RxRing, Chunk, Delivery, CH_ARMED, CH_CAPTURED, WAIT
 from wirecap.includes.atomics cimport ld32, st32
 from wirecap.includes.clocks cimport mono_ns
 from wirecap.includes.packet cimport packet_index
+from wirecap.includes.poll cimport pollfd, poll, POLLERR
 
 cdef extern from *:
     void prefetch "__builtin_prefetch"(const void* p) nogil
@@ -53,14 +54,6 @@ cdef extern from "<sys/socket.h>" nogil:
 cdef extern from "<arpa/inet.h>" nogil:
     uint16_t htons(uint16_t)
     uint32_t htonl(uint32_t)
-
-cdef extern from "<poll.h>" nogil:
-    struct pollfd:
-        int fd
-        short events
-        short revents
-    int poll(pollfd* fds, unsigned long nfds, int timeout)
-    short POLLERR
 
 cdef extern from "<linux/if_ether.h>":
     int ETH_P_ALL

@@ -14,7 +14,7 @@ import os
 from ..errors import WirecapError
 from . import report
 from ._gaps import LIMITS_US, spin
-from .linerate import RT_PRIORITY, unthrottled
+from .linerate import rt_priority, unthrottled
 
 
 def probe(cpu, seconds, rt):
@@ -55,13 +55,12 @@ def run(args):
     if bad:
         raise WirecapError(f"--cpus: {bad[0]} is not a CPU this process may use "
                            f"({','.join(map(str, allowed))})")
-    rt = args.rt_priority
-    if rt is None:
-        rt = RT_PRIORITY if os.geteuid() == 0 and len(allowed) > 1 else 0
-    if rt and not 1 <= rt <= os.sched_get_priority_max(os.SCHED_FIFO):
-        raise WirecapError(f"--rt-priority {rt}: a SCHED_FIFO priority from 1 to "
-                           f"{os.sched_get_priority_max(os.SCHED_FIFO)}, or 0")
+    top = os.sched_get_priority_max(os.SCHED_FIFO)
+    if args.rt_priority is not None and not 0 <= args.rt_priority <= top:
+        raise WirecapError(f"--rt-priority {args.rt_priority}: a SCHED_FIFO priority from 1 "
+                           f"to {top}, or 0")
     with unthrottled() as line:
+        rt = rt_priority(args.rt_priority)          # the line-rate bench's rule
         if line and rt and not args.json:
             print(line)
         try:
