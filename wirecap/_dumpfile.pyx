@@ -242,9 +242,11 @@ cdef class Dumpfile:
 
     def reserve(self, uint64_t nbytes):
         """Have the filesystem set aside the next ``nbytes`` of the file now, without growing
-        it (fallocate, FALLOC_FL_KEEP_SIZE): a tmpfs then allocates and zeroes those pages
-        here rather than while packets are written (about 45 ns per 76-byte record on our
-        VM). True if the filesystem could; a refusal changes nothing."""
+        it (fallocate, FALLOC_FL_KEEP_SIZE): a tmpfs then allocates those pages here rather
+        than while packets are written (about 45 ns per 76-byte record on our VM). It still
+        zeroes a page when first written, and a VM's host may back a page only then: write
+        the space through once to have both done before capture. True if the filesystem
+        could; a refusal changes nothing."""
         self._usable()
         cdef int rc
         cdef off_t at = <off_t>(self.offset + self.used)
