@@ -356,7 +356,7 @@ def run_once(queues, consumer, ring_only, frames, ndesc, segment, chunks, snapsh
             "model_ns_per_frame": model_ns / sent if model_ns is not None and sent else None,
             "capture_queue_peak": max(s["capture_queue_peak"] for s in st),
             "preempted": preempt1 - preempt0 if None not in (preempt0, preempt1) else None,
-            "max_gap_us": played["max_lag_ns"] / 1000,
+            "max_gap_us": played["max_lag_ns"] / 1000, "max_gap_frame": played["max_lag_frame"],
             **({"snapshot": table} if snapshot else {})}
 
 

@@ -126,6 +126,7 @@ cdef class Wire(Arrivals):
     cdef public bint concurrent         # play()'s default: a wire thread instead of the clock
     cdef readonly uint64_t sent
     cdef readonly int64_t started_ns, finished_ns, max_lag_ns
+    cdef readonly uint64_t max_lag_frame    # the frame that waited max_lag_ns
     cdef int64_t last_ns                # when the last frame sent arrived, ns after the first
     cdef object _keep, _thread
 
@@ -174,7 +175,7 @@ cdef class Wire(Arrivals):
                                f"string such as 'count=1000,size=64', or a Pcap")
         self.count = source.count
         self.sent = 0
-        self.max_lag_ns = 0
+        self.max_lag_ns = self.max_lag_frame = 0
         self.started_ns = self.finished_ns = self.last_ns = 0
         self._keep = source
         with nogil:
@@ -328,6 +329,7 @@ cdef class Wire(Arrivals):
         if self.sent < self.count and upto - (self.t0 + self.next_ns) > self.max_lag_ns and \
                 upto != NOTHING_DUE:
             self.max_lag_ns = upto - (self.t0 + self.next_ns)
+            self.max_lag_frame = self.sent
         model_lock()
         while n < limit and self.sent < self.count and self.t0 + self.next_ns <= upto:
             if self.pcap is None:       # all that is due, up to the next lock release
@@ -486,11 +488,12 @@ cdef class Wire(Arrivals):
     def stats(self):
         """sent frames, elapsed seconds (wall clock, from play() to the last frame sent), the
         rate the port saw them arrive at (from their arrival times: on the driver's clock the
-        schedule's, however late the driver caught up), the worst lag behind schedule, and for
-        a pcap the gaps cut to max_gap."""
+        schedule's, however late the driver caught up), the worst lag behind schedule (and the
+        frame that had it), and for a pcap the gaps cut to max_gap."""
         end = self.finished_ns if self.finished_ns else mono_ns()
         elapsed = max(end - self.started_ns, 1) / 1e9 if self.started_ns else 0.0
         rate = (self.sent - 1) / (self.last_ns / 1e9) if self.sent > 1 and self.last_ns > 0 \
             else (self.sent / elapsed if elapsed else 0.0)
         return {"sent": self.sent, "elapsed_s": elapsed, "rate_pps": rate,
-                "max_lag_ns": self.max_lag_ns, "gaps_shortened": self.gaps_shortened}
+                "max_lag_ns": self.max_lag_ns,
+                "max_lag_frame": self.max_lag_frame, "gaps_shortened": self.gaps_shortened}
