@@ -208,6 +208,12 @@ print("stopped")
 """
 
 
+def test_a_socket_is_not_a_polled_device(net):
+    # its capture threads sleep in epoll, so a waiting reader does not keep polling either
+    with Engine(net.capture, queues=1, **RING) as eng:
+        assert eng.workers[0].rxq.polled is False
+
+
 def test_stop_wakes_a_capture_thread_asleep_on_several_queues(net):
     r = subprocess.run([sys.executable, "-c", STOP_WAKES, net.capture], capture_output=True,
                        text=True, timeout=60)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from wirecap import sim
+from wirecap import _engine, engine, sim
 from wirecap.engine import Engine
 from wirecap.errors import WirecapError
 from wirecap.sim import TrafficProfile
@@ -251,6 +251,36 @@ def test_two_readers_asleep_on_one_queue_both_see_the_chunk_that_comes():
             t.join(10)
         assert got == [True, True]
         eng.next_chunk(0, timeout=1).release()
+
+
+def test_a_reader_keeps_polling_while_traffic_flows_on_a_polled_device(monkeypatch):
+    # what wait() spins for before it sleeps: SPIN_US when idle, FLOW_SPIN_US after a chunk
+    # came less than FLOW_S ago (the model must be polled), never past the timeout
+    spins, sleeps = [], []
+    real_spin, real_sleep = _engine.spin_ready, _engine.sleep_ready
+    monkeypatch.setattr(_engine, "spin_ready",
+                        lambda ws, ns: spins.append(ns) or real_spin(ws, ns))
+    monkeypatch.setattr(_engine, "sleep_ready",
+                        lambda ws, t: sleeps.append(t) or real_sleep(ws, t))
+    with Engine("sim:0", queues=1, ndesc=128, segment=16, flush_us=0) as eng:
+        assert eng.workers[0].rxq.polled
+        assert eng.wait(timeout=0.01) is False          # idle so far: a short spin
+        assert spins[-1] == engine.SPIN_US * 1000
+        wire(eng).send(TrafficProfile(count=16))
+        before = time.monotonic()
+        assert eng.wait(timeout=5) is True
+        assert eng._chunk_at >= before                  # the flow is noticed
+        eng.next_chunk(0, timeout=1).release()
+        spins.clear(), sleeps.clear()
+        eng._chunk_at = time.monotonic()                # (however slow this machine is)
+        assert eng.wait(timeout=0.05) is False          # traffic flowed: it keeps polling
+        assert spins == [engine.FLOW_SPIN_US * 1000]
+        eng._chunk_at = time.monotonic()
+        assert eng.wait(timeout=0.0005) is False        # but never past the timeout
+        assert spins[-1] == 500_000 and sleeps[-1] <= 0
+        eng._chunk_at -= engine.FLOW_S                  # the flow ended long ago
+        eng.wait(timeout=0.01)
+        assert spins[-1] == engine.SPIN_US * 1000
 
 
 @pytest.mark.parametrize("threads", [True, False])

@@ -163,12 +163,17 @@ cdef extern from *:
     """
     void cpu_relax "wc_cpu_relax"() noexcept nogil
 
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
 
 def spin_ready(workers, int64_t spin_ns):
-    """Poll the capture queues of ``workers`` for up to ``spin_ns``, without the GIL or a
-    system call: True as soon as one holds a chunk. At line rate a queue's chunk comes every
-    17 us; a reader that slept on the eventfd for each would pay a wake-up on both cores
-    every time (the capture thread's write, the scheduler, the reader's read)."""
+    """Poll the capture queues of ``workers`` for up to ``spin_ns``, without the GIL: True as
+    soon as one holds a chunk. At line rate a queue's chunk comes every 17 us; a reader that
+    slept on the eventfd for each would pay a wake-up on both cores every time (the capture
+    thread's write, the scheduler, the reader's read). Between looks it yields the core to
+    any other runnable thread (readers of other queues share the application's cores: one
+    that spun its time slice away ran their pools dry)."""
     cdef WQ* qs[64]
     cdef uint32_t i, n = 0
     cdef int64_t end
@@ -187,6 +192,7 @@ def spin_ready(workers, int64_t spin_ns):
                 break
             for i in range(32):
                 cpu_relax()
+            sched_yield()
     return ready
 
 

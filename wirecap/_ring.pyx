@@ -104,6 +104,12 @@ cdef class RxRing:
         polled: the 82599 here runs without interrupts)."""
         return WAIT_POLL
 
+    @property
+    def polled(self):
+        """True if the device must be polled (wait_fd() is WAIT_POLL): it tells no one when
+        frames come, so its capture threads poll it without pause while they have work."""
+        return self.wait_fd() == WAIT_POLL
+
     cdef void idle(self) noexcept nogil:
         # a capture thread found nothing to do many times over, on a device it must poll:
         # yield the core briefly

@@ -34,6 +34,12 @@ U32 = 0xFFFFFFFF
 MAX_FLUSH_US = 1e12                 # about 11 days: longer is "never" (None)
 MAX_COUNTER_INTERVAL = 60.0
 SPIN_US = 50                        # a reader polls this long before it sleeps (wait())
+# ... and this long while traffic flows on a device that must be polled (the 82599 driver):
+# a core that goes idle between chunks is woken for each (on our VM the host then took the
+# capture thread's vCPU away for 6.4 ms in every other 10^7-frame line-rate run; on silicon a
+# deep C-state's exit latency); DPDK's readers never sleep at all
+FLOW_SPIN_US = 2000
+FLOW_S = 0.1                        # traffic flows: a chunk came less than this long ago
 
 
 class Engine:
@@ -119,6 +125,7 @@ class Engine:
         self._tx = []                   # transmit queues handed out: stop() reaps them
         self._lifecycle = threading.Lock()  # start(), stop() and close() one at a time
         self._run = 0                   # bumped by start() and stop(): readers notice
+        self._chunk_at = -math.inf      # when wait() last found a chunk (time.monotonic())
         self.domain = None
         try:
             options = dict(domain=self.domain, promiscuous=promiscuous, fanout=fanout,
@@ -339,12 +346,24 @@ class Engine:
     def wait(self, queues=None, timeout=None):
         """Until a chunk waits on one of ``queues`` (default: every queue), at most
         ``timeout`` seconds (None: no limit): True if one does. It polls the capture queues
-        for up to SPIN_US first, as a DPDK reader polls, and only then sleeps on their
-        eventfds, so that a reader keeping up with line rate never sleeps."""
+        first, as a DPDK reader polls (SPIN_US; FLOW_SPIN_US while traffic flows on a device
+        that must be polled), and only then sleeps on their eventfds, so that a reader
+        keeping up with line rate never sleeps."""
         ws = self.workers if queues is None else [self._worker(q) for q in queues]
-        if self.threads and _engine.spin_ready(ws, SPIN_US * 1000):     # inline: nobody fills
-            return True
-        return _engine.sleep_ready(ws, timeout)
+        now = time.monotonic()
+        end = None if timeout is None else now + max(timeout, 0)
+        if self.threads:                # inline: nobody fills the queues while we spin
+            spin = FLOW_SPIN_US if now - self._chunk_at < FLOW_S and \
+                any(w.rxq.polled for w in ws) else SPIN_US
+            if timeout is not None:
+                spin = min(spin, max(timeout, 0) * 1e6)
+            if _engine.spin_ready(ws, int(spin * 1000)):
+                self._chunk_at = time.monotonic()
+                return True
+        ready = _engine.sleep_ready(ws, None if end is None else end - time.monotonic())
+        if ready:
+            self._chunk_at = time.monotonic()
+        return ready
 
     def write_chunks(self, queue, dumpfile, snaplen):
         """Write every chunk waiting for ``queue`` into ``dumpfile`` (a _dumpfile.Dumpfile)
