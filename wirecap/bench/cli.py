@@ -64,9 +64,14 @@ def add_commands(sub):
     lr.add_argument("--consumers", type=lambda t: t.split(","),
                     default=["chunks", "pcap", "loop", "handler"],
                     help="comma-separated: chunks, pcap, loop, handler")
-    lr.add_argument("--ndesc", type=int, default=1024, help="descriptors per receive ring N")
+    # N: the most Linux's ixgbe takes (ethtool -G), 275 us at line rate on one queue; R: the
+    # paper's larger pool (Fig. 9), 8.6 ms of line rate per queue, where R = 100 holds 1.7 ms
+    # (less than an application core lost to a kernel thread's two ticks)
+    lr.add_argument("--ndesc", type=int, default=4096,
+                    help="descriptors per receive ring N (default 4096)")
     lr.add_argument("--segment", type=int, default=256, help="descriptor segment size M")
-    lr.add_argument("--chunks", type=int, default=100, help="WireCAP's pool size R")
+    lr.add_argument("--chunks", type=int, default=500,
+                    help="WireCAP's pool size R (default 500)")
     lr.add_argument("--rt-priority", type=int, default=None, metavar="N",
                     help="capture threads under SCHED_FIFO at N (default: 10 as root, with "
                          "real-time throttling off while the runs last; 0: ordinary "
