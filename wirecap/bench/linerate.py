@@ -161,7 +161,6 @@ class Spool:
         self.size = size            # a run starts the file over past this size
         try:
             self.writer = PcapWriter(self.path)
-            self.writer.reserve(size + (1 << 20))
             zeros = bytes(1 << 20)
             while self.writer.tell() < size + (1 << 20):
                 self.writer.write_records(zeros)
