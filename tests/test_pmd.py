@@ -340,3 +340,18 @@ def test_counters_accumulate_into_64_bits(nic):
         drain(q)
         c = nic.counters()
     assert c["GPRC"] == 30 and c["GORC"] == 30 * 64 and c["QPRC0"] == 30
+
+
+def test_a_released_chunk_waits_behind_the_chunks_freed_before_it(nic):
+    # The pool is FIFO: a chunk the reader just read is still in the reader's caches, and
+    # the NIC (here the model, on the capture core) should not write into it next.
+    q = nic.rx_queue(0, ndesc=64, segment=16, chunks=8, flush_us=None)
+    nic.start()
+    order = []
+    for _ in range(8):              # 3 segments at a time: the ring holds 63 frames
+        nic.port.wire.send(TrafficProfile(count=3 * 16, flows=1))
+        while (c := q.poll()) is not None:
+            order.append(c.index)
+            c.release()
+    assert order[:24] == [i % 8 for i in range(24)]
+    assert q.accounting() == (4, 4, 0)

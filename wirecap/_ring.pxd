@@ -71,7 +71,7 @@ cdef class RxRing:
     cdef uint64_t* ts                   # ns since the epoch
     cdef uint8_t* open_bits             # per buffer: a delivery starting here is out
     cdef ChunkState* ch
-    cdef uint32_t free_head, nfree, narmed, ncaptured, nwaiting
+    cdef uint32_t free_head, free_tail, nfree, narmed, ncaptured, nwaiting
     cdef readonly uint64_t packets, bytes, deliveries, flushes, recycled, refused
     cdef readonly uint64_t pool_empty_events
 

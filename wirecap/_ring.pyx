@@ -81,7 +81,7 @@ cdef class RxRing:
         cdef uint32_t c
         for c in range(chunks):
             self.ch[c].next_free = c + 1
-        self.free_head, self.nfree = 0, chunks
+        self.free_head, self.free_tail, self.nfree = 0, chunks - 1, chunks
 
     # ------------------------------------------------------------------ the fast path
     cdef int capture(self, Delivery* out, int64_t now) noexcept nogil:
@@ -163,9 +163,15 @@ cdef class RxRing:
         return 0
 
     cdef void push_free(self, uint32_t c) noexcept nogil:
+        # first in, first out: the chunk a reader just gave back is still in its core's
+        # caches, and the device (the model, on the capture core) writing into it next paid
+        # a cross-core transfer per line: 49 ns a frame instead of 27 with the pcap writer
         self.ch[c].state = CH_FREE
-        self.ch[c].next_free = self.free_head
-        self.free_head = c
+        if self.nfree:
+            self.ch[self.free_tail].next_free = c
+        else:
+            self.free_head = c
+        self.free_tail = c
         self.nfree += 1
 
     cdef uint32_t pop_free(self) noexcept nogil:
