@@ -264,13 +264,20 @@ def test_linerate_goal_needs_every_repeat_of_chunks_and_pcap_lossless():
                 "pool_dry_events": 0, "dropped_packet_buffer": 0, "lost": lost,
                 "loss": lost / 10, "wall_s": 1.0, "rate_pps": 1.0, "accounted": True,
                 "capture_ns_per_frame": 10.0, "model_ns_per_frame": 4.0,
-                "max_gap_us": 50.0 if lost < 5 else 900.0}
+                "max_gap_us": 50.0 if lost < 5 else 900.0, "max_round_us": 10.0}
     ok = [run(1, "chunks", "wirecap", 0), run(1, "pcap", "wirecap", 0),
           run(1, "loop", "wirecap", 3), run(1, "chunks", "ring-only", 5)]
     rows = linerate.summarize(ok)
     assert linerate.goals(rows)["met"]
     assert rows[0]["driver_ns_per_frame"]["median"] == 6.0
     assert [r["short_gaps"] for r in rows] == [[0], [0], [3], []]   # 69 us ring at N=1024
+    # a capture thread away longer than the ring: the run is not short, whatever the port saw
+    for r in ok:
+        r["max_round_us"] = 80.0
+    assert [r["short_gaps"] for r in linerate.summarize(ok)] == [[], [], [], []]
+    for r in ok:
+        r["max_round_us"] = None    # capture inline: no capture thread to time
+    assert [r["short_gaps"] for r in linerate.summarize(ok)] == [[0], [0], [3], []]
     bad = ok + [run(1, "pcap", "wirecap", 1)]          # a second repeat that lost one frame
     rows = linerate.summarize(bad)
     assert not linerate.goals(rows)["met"]

@@ -77,6 +77,7 @@ cdef class CaptureThread:
     cdef uint32_t n
     cdef volatile bint stopping
     cdef readonly uint64_t rounds, idle, sleeps
+    cdef readonly int64_t max_round_ns  # its longest round (asleep by choice not counted)
     cdef public bint poll_only      # never nap on a device that must be polled (DPDK's way)
     cdef int epfd                   # while run() runs: where it sleeps (-1: it naps)
     cdef int* watched               # per queue: the device fd in epfd's set, or -1

@@ -589,10 +589,17 @@ cdef class CaptureThread:
         """The capture thread's body: poll every queue in turn, without the GIL, until stop()."""
         cdef uint32_t i
         cdef int did
-        cdef int64_t now, idle_since = 0
+        cdef int64_t now, idle_since = 0, last = 0
         with nogil:
             self.open_waits()
             while not self.stopping:
+                # its longest round: its CPU taken, or a step that long. Other threads' register
+                # accesses keep the model's deliveries on time meanwhile (the wire's max lag
+                # stays small), but only this thread re-arms the rings
+                now = mono_ns()
+                if last and now - last > self.max_round_ns:
+                    self.max_round_ns = now - last
+                last = now
                 did = 0
                 for i in range(self.n):
                     did |= (<Worker>self.ws[i]).step_owned(True)
@@ -606,6 +613,7 @@ cdef class CaptureThread:
                 self.idle += 1
                 if self.epfd >= 0:              # the devices say when work comes
                     self.sleep()
+                    last = 0                    # asleep by choice is not away
                     continue
                 # back off once idle for a while, not after a number of rounds: empty rounds
                 # take nanoseconds, and a ring lasts 69 us at line rate
@@ -614,6 +622,7 @@ cdef class CaptureThread:
                     idle_since = now
                 elif now - idle_since > IDLE_NAP_NS and not self.poll_only:     # shared cores
                     (<Worker>self.ws[0]).rxq.idle()
+                    last = 0
             for i in range(self.n):
                 (<Worker>self.ws[i]).step_owned(True)   # no-op once stopping: the owner is free
             if self.epfd >= 0:
@@ -623,6 +632,7 @@ cdef class CaptureThread:
     def resume(self):
         """Allow run() again (before the thread starts, as Worker.resume)."""
         self.stopping = False
+        self.max_round_ns = 0
 
     def stop(self):
         self.stopping = True
