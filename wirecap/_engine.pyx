@@ -616,8 +616,7 @@ cdef class CaptureThread:
                     last = 0                    # asleep by choice is not away
                     continue
                 # back off once idle for a while, not after a number of rounds: empty rounds
-                # take nanoseconds, and a ring lasts 69 us at line rate
-                now = mono_ns()
+                # take nanoseconds, and a ring lasts 69 us at line rate (now: this round's start)
                 if idle_since == 0:
                     idle_since = now
                 elif now - idle_since > IDLE_NAP_NS and not self.poll_only:     # shared cores
